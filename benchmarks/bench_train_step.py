@@ -1,0 +1,134 @@
+"""Time one training step (forward + loss + backward + Adam) and compare it with
+this machine's float32 matmul throughput on the same matrix shapes.
+
+    python benchmarks/bench_train_step.py            # seed and small architectures
+    python benchmarks/bench_train_step.py --arch small --steps 20
+
+FLOPs count only the multiply-adds of kept taps (2 FLOPs each), three matrix
+products per convolution: y = cols @ W, dW = cols^T @ dy, dcols = dy @ W^T.
+The matmul reference times exactly those products with np.matmul, so the ratio
+step GFLOP/s / matmul GFLOP/s is the share of the step spent in useful matmul.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import npixelcnn as npc
+from npixelcnn.layers import Conv2D, MaskedConv2D
+
+ARCHITECTURES = {
+    "seed": dict(hidden=64, blocks=15, head=128),
+    "small": dict(hidden=32, blocks=5, head=128),
+}
+# PyTorch 2.13 (CPU, 2 threads) on this machine, batch 64, from the issue.
+PYTORCH_MS = {"seed": 2150.0, "small": 390.0}
+
+
+def conv_layers(model):
+    """Every convolution in the model, in order."""
+    found = []
+
+    def walk(module):
+        for _, child in module.named_children():
+            if isinstance(child, (MaskedConv2D, Conv2D)):
+                found.append(child)
+            elif isinstance(child, npc.Module):
+                walk(child)
+
+    walk(model)
+    return found
+
+
+def matmul_shapes(model, pixels):
+    """(M, K, N) of the forward product of every convolution; K counts kept taps."""
+    return [(pixels, len(c.taps) * c.in_channels, c.out_channels) for c in conv_layers(model)]
+
+
+def median_ms(fn, steps, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def time_matmuls(shapes, steps, rng):
+    """Median ms of the three products of each distinct shape, summed over layers."""
+    total_ms = 0.0
+    counts = {}
+    for shape in shapes:
+        counts[shape] = counts.get(shape, 0) + 1
+    for (m, k, n), count in counts.items():
+        cols = rng.standard_normal((m, k), dtype=np.float32)
+        W = rng.standard_normal((k, n), dtype=np.float32)
+        dy = rng.standard_normal((m, n), dtype=np.float32)
+        ms = (
+            median_ms(lambda: cols @ W, steps, 1)
+            + median_ms(lambda: cols.T @ dy, steps, 1)
+            + median_ms(lambda: dy @ W.T, steps, 1)
+        )
+        total_ms += count * ms
+    return total_ms
+
+
+def bench(arch, batch_size, steps, warmup, levels=4, size=28):
+    rng = np.random.default_rng(0)
+    model = npc.PixelCNN(levels=levels, seed=0, **ARCHITECTURES[arch])
+    optimizer = npc.Adam(model, lr=1e-3, clip_norm=1.0)
+    targets = rng.integers(0, levels, (batch_size, size, size))
+    x = (targets[..., None] / (levels - 1)).astype(np.float32)
+
+    def train_step():
+        logits = model.forward(x)
+        _, dlogits = npc.softmax_cross_entropy(logits, targets)
+        model.backward(dlogits)
+        optimizer.step()
+
+    step_ms = median_ms(train_step, steps, warmup)
+    shapes = matmul_shapes(model, batch_size * size * size)
+    flops = sum(3 * 2 * m * k * n for m, k, n in shapes)
+    matmul_ms = time_matmuls(shapes, steps, rng)
+    step_gflops = flops / step_ms / 1e6
+    matmul_gflops = flops / matmul_ms / 1e6
+    return {
+        "arch": arch,
+        "params": model.num_params(),
+        "step_ms": step_ms,
+        "images_per_s": batch_size / step_ms * 1e3,
+        "gflop": flops / 1e9,
+        "step_gflops": step_gflops,
+        "matmul_ms": matmul_ms,
+        "matmul_gflops": matmul_gflops,
+        "matmul_share": step_gflops / matmul_gflops,
+        "vs_pytorch": step_ms / PYTORCH_MS[arch],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=[*ARCHITECTURES, "all"], default="all")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
+    print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up")
+    for arch in archs:
+        r = bench(arch, args.batch_size, args.steps, args.warmup)
+        print(
+            f"{r['arch']:>5}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
+            f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
+            f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
+            f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}% | "
+            f"{r['vs_pytorch']:.2f}x PyTorch's {PYTORCH_MS[r['arch']]:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

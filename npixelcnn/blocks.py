@@ -1,0 +1,65 @@
+"""The residual block of PixelCNN (van den Oord et al., 2016, figure 5)."""
+
+import numpy as np
+
+from .layers import Conv2D, MaskedConv2D, Module, ReLU
+from .validation import check_positive_int
+
+
+class Sequential(Module):
+    """Children applied one after another; backward walks them in reverse."""
+
+    def forward(self, x):
+        for _, layer in self._children:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for _, layer in reversed(self._children):
+            dy = layer.backward(dy)
+        return dy
+
+
+class ResidualBlock(Module):
+    """ReLU -> 1x1 (2h -> h) -> ReLU -> 3x3 mask B (h -> h) -> ReLU -> 1x1 (h -> 2h), plus x.
+
+    The 1x1 convolutions squeeze the 2h channels of the residual stream to h
+    before the (more expensive) masked 3x3 convolution and expand them again.
+    Mask B is right here: after the first mask-A layer, position p only carries
+    information about pixels before p, so it may look at itself.
+
+    Args:
+        h: bottleneck width; the block maps (N, H, W, 2h) -> (N, H, W, 2h).
+        rng: np.random.Generator (or seed) for the weights.
+        out_gain: init gain of the last 1x1. Each block adds its output to the
+            residual stream; scaling the branch by about 1/sqrt(blocks) keeps
+            the stream's variance growing linearly, not doubling per block.
+
+    Parameters: conv1.{W,b}, conv2.{W,b}, conv3.{W,b}.
+    """
+
+    def __init__(self, h, rng=None, out_gain=1.0):
+        super().__init__()
+        check_positive_int(h, "h")
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.h = h
+        self.branch = Sequential()
+        for name, layer in [
+            ("relu1", ReLU()),
+            ("conv1", Conv2D(2 * h, h, 1, rng=rng)),
+            ("relu2", ReLU()),
+            ("conv2", MaskedConv2D(h, h, 3, "B", rng=rng)),
+            ("relu3", ReLU()),
+            ("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain)),
+        ]:
+            setattr(self, name, self.branch.add(name, layer))
+        # Register the branch's layers directly, so names read "conv2.W".
+        self._children = self.branch._children
+
+    def forward(self, x):
+        """x: (N, H, W, 2h) -> (N, H, W, 2h)."""
+        return x + self.branch.forward(x)
+
+    def backward(self, dy):
+        """dy: (N, H, W, 2h) -> dx: the skip's gradient plus the branch's."""
+        return dy + self.branch.backward(dy)

@@ -1,0 +1,294 @@
+"""Layers with hand-written forward and backward passes.
+
+Every layer follows one contract (the shape of CS231n's and "Deep Learning from
+Scratch"'s layers):
+
+* ``layer.params``: dict name -> trainable array;
+* ``layer.grads``: dict with the same keys and shapes, filled by ``backward``;
+* ``y = layer.forward(x)`` caches what the backward pass needs;
+* ``dx = layer.backward(dy)`` returns dL/dx for the most recent forward call and
+  writes dL/dparam into ``layer.grads``.
+
+Composite layers (:class:`Module`) expose their children's parameters under
+flat dotted names such as ``blocks.3.conv2.W``, so the optimizer, checkpoints
+and gradient checks all walk one flat view.
+
+Activations are NHWC (batch, height, width, channels); convolution weights are
+(kh, kw, C_in, C_out), as in TensorFlow.
+"""
+
+import numpy as np
+
+from .im2col import col2im, im2col
+from .masks import check_kernel_size, check_mask_type, kept_taps
+from .validation import check_activations, check_positive_int
+
+
+class Layer:
+    """Base class: a leaf layer owns its ``params`` and ``grads`` dicts."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters (float32 unless converted)."""
+        for value in self.params.values():
+            return value.dtype
+        return self._dtype
+
+    _dtype = np.dtype(np.float32)
+
+    def astype(self, dtype):
+        """Convert parameters and gradients to ``dtype`` in place; returns self.
+
+        Gradient checks run in float64; training and sampling in float32.
+        """
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"parameters must be floating point, got {dtype}")
+        for name in self.params:
+            self.params[name] = self.params[name].astype(dtype)
+            self.grads[name] = self.grads[name].astype(dtype)
+        self._dtype = dtype
+        return self
+
+    def zero_grad(self):
+        """Set every gradient to zero."""
+        for grad in self.grads.values():
+            grad[...] = 0
+
+    def num_params(self):
+        """Number of scalar parameters (masked weight entries included)."""
+        return sum(p.size for p in self.params.values())
+
+
+class Module(Layer):
+    """A layer made of named child layers.
+
+    ``params`` and ``grads`` are views of the children's dicts under dotted
+    names; the arrays are shared, so updating ``module.params[name]`` in place
+    updates the child. Subclasses register children in construction order.
+    """
+
+    def __init__(self):
+        self._children = []
+
+    def add(self, name, layer):
+        """Register ``layer`` as a child called ``name``; returns the layer."""
+        self._children.append((str(name), layer))
+        return layer
+
+    def named_children(self):
+        return list(self._children)
+
+    @property
+    def params(self):
+        return {
+            f"{name}.{key}": value
+            for name, child in self._children
+            for key, value in child.params.items()
+        }
+
+    @property
+    def grads(self):
+        return {
+            f"{name}.{key}": value
+            for name, child in self._children
+            for key, value in child.grads.items()
+        }
+
+    @property
+    def dtype(self):
+        for _, child in self._children:
+            if child.params or isinstance(child, Module):
+                return child.dtype
+        return np.dtype(np.float32)
+
+    def astype(self, dtype):
+        for _, child in self._children:
+            child.astype(dtype)
+        return self
+
+
+def he_normal(rng, shape, fan_in, gain=1.0):
+    """He (Kaiming) normal initialisation: std = gain * sqrt(2 / fan_in).
+
+    He et al. (2015) chose the variance so that a ReLU, which zeroes half of its
+    input, passes on the same signal variance it receives. For a masked
+    convolution, ``fan_in`` counts only the taps the mask keeps: masked weights
+    never touch the input, so counting them would make the weights too small.
+    """
+    std = gain * np.sqrt(2.0 / max(fan_in, 1))
+    return (std * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _as_rng(rng):
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class MaskedConv2D(Layer):
+    """A k x k convolution whose kernel sees only earlier pixels (raster order).
+
+    Stride 1, zero "same" padding, NHWC. Only the taps the mask keeps are
+    gathered by im2col and multiplied (see :mod:`npixelcnn.im2col`), so masked
+    weight entries never enter the computation: they stay exactly zero and get
+    exactly zero gradient.
+
+    Args:
+        in_channels, out_channels: C_in and C_out.
+        kernel_size: odd k.
+        mask_type: "A" (hides the centre pixel) or "B" (lets it through).
+        rng: seed or np.random.Generator for the He-normal weight init.
+        gain: multiplies the init's standard deviation.
+
+    Parameters:
+        W: (k, k, C_in, C_out), zero where the mask hides a tap.
+        b: (C_out,), zeros at init.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0):
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_kernel_size(kernel_size)
+        check_mask_type(mask_type)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.mask_type = kernel_size, mask_type
+        self.taps = kept_taps(kernel_size, mask_type)            # (T, 2)
+        self._tap_rows, self._tap_cols = self.taps[:, 0], self.taps[:, 1]
+
+        fan_in = len(self.taps) * in_channels
+        W = np.zeros((kernel_size, kernel_size, in_channels, out_channels), np.float32)
+        W[self._tap_rows, self._tap_cols] = he_normal(
+            _as_rng(rng), (len(self.taps), in_channels, out_channels), fan_in, gain
+        )
+        self.params = {"W": W, "b": np.zeros(out_channels, np.float32)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # im2col's output is the largest array in the network (T*C_in values per
+        # pixel). Arrays this big are freshly mapped by the allocator on every
+        # call, so we keep one per layer and refill it.
+        self._cols_buffer = None
+        self._cache = None
+
+    def _kept_weights(self):
+        """The rows of W that the mask keeps, as the (T*C_in, C_out) matrix."""
+        W = self.params["W"][self._tap_rows, self._tap_cols]      # (T, C_in, C_out)
+        return W.reshape(-1, self.out_channels)
+
+    def _cols(self, x):
+        n, h, w, _ = x.shape
+        shape = (n * h * w, len(self.taps) * self.in_channels)
+        buffer = self._cols_buffer
+        if buffer is None or buffer.shape != shape or buffer.dtype != x.dtype:
+            buffer = self._cols_buffer = np.empty(shape, dtype=x.dtype)
+        return im2col(x, self.taps, self.kernel_size, out=buffer)
+
+    def forward(self, x):
+        """x: (N, H, W, C_in) -> y: (N, H, W, C_out)."""
+        check_activations(x, self.in_channels, self.dtype, type(self).__name__)
+        n, h, w, _ = x.shape
+        cols = self._cols(x)                                      # (N*H*W, T*C_in)
+        y = cols @ self._kept_weights()                           # (N*H*W, C_out)
+        y += self.params["b"]
+        self._cache = (x.shape, cols)
+        return y.reshape(n, h, w, self.out_channels)
+
+    def backward(self, dy):
+        """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
+        if self._cache is None:
+            raise RuntimeError("MaskedConv2D.backward called before forward")
+        x_shape, cols = self._cache
+        dy2 = dy.reshape(-1, self.out_channels)                   # (N*H*W, C_out)
+        dW_kept = cols.T @ dy2                                    # (T*C_in, C_out)
+        self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
+            len(self.taps), self.in_channels, self.out_channels
+        )
+        self.grads["b"][...] = dy2.sum(axis=0)
+        dcols = dy2 @ self._kept_weights().T                      # (N*H*W, T*C_in)
+        return col2im(dcols, x_shape, self.taps, self.kernel_size)
+
+
+class Conv2D(Layer):
+    """An unmasked k x k convolution (stride 1, zero "same" padding, NHWC).
+
+    With the default k = 1 it is a plain matrix product over channels, applied
+    at every pixel: no im2col needed, since an NHWC array reshaped to
+    (N*H*W, C_in) already is the im2col matrix.
+
+    Parameters:
+        W: (k, k, C_in, C_out), He-normal; b: (C_out,), zeros.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0):
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_kernel_size(kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        k = kernel_size
+        self.taps = np.argwhere(np.ones((k, k), dtype=bool))      # every tap
+        self.params = {
+            "W": he_normal(_as_rng(rng), (k, k, in_channels, out_channels), k * k * in_channels, gain),
+            "b": np.zeros(out_channels, np.float32),
+        }
+        self.grads = {k_: np.zeros_like(v) for k_, v in self.params.items()}
+        self._cache = None
+
+    def forward(self, x):
+        """x: (N, H, W, C_in) -> y: (N, H, W, C_out)."""
+        check_activations(x, self.in_channels, self.dtype, type(self).__name__)
+        n, h, w, _ = x.shape
+        if self.kernel_size == 1:
+            cols = x.reshape(n * h * w, self.in_channels)
+        else:
+            cols = im2col(x, self.taps, self.kernel_size)
+        y = cols @ self.params["W"].reshape(-1, self.out_channels)
+        y += self.params["b"]
+        self._cache = (x.shape, cols)
+        return y.reshape(n, h, w, self.out_channels)
+
+    def backward(self, dy):
+        """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
+        if self._cache is None:
+            raise RuntimeError("Conv2D.backward called before forward")
+        x_shape, cols = self._cache
+        W = self.params["W"].reshape(-1, self.out_channels)
+        dy2 = dy.reshape(-1, self.out_channels)
+        self.grads["W"][...] = (cols.T @ dy2).reshape(self.grads["W"].shape)
+        self.grads["b"][...] = dy2.sum(axis=0)
+        dcols = dy2 @ W.T
+        if self.kernel_size == 1:
+            return dcols.reshape(x_shape)
+        return col2im(dcols, x_shape, self.taps, self.kernel_size)
+
+
+class ReLU(Layer):
+    """y = max(x, 0), elementwise. Backward lets the gradient through where y > 0."""
+
+    def __init__(self):
+        super().__init__()
+        self._output = None
+
+    def forward(self, x):
+        """x: any shape, floating -> y: same shape."""
+        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"ReLU: expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
+        self._output = np.maximum(x, 0)
+        return self._output
+
+    def backward(self, dy):
+        """dy: same shape as x -> dx."""
+        if self._output is None:
+            raise RuntimeError("ReLU.backward called before forward")
+        return dy * (self._output > 0)

@@ -1,0 +1,82 @@
+"""PixelCNN (van den Oord, Kalchbrenner and Kavukcuoglu, 2016).
+
+The model predicts, for every pixel, a categorical distribution over its
+intensity levels, given only the pixels before it in raster order:
+
+    log p(x) = sum_i log p(x_i | x_1, ..., x_{i-1})
+
+All conditionals are computed in one forward pass because every convolution
+is causally masked (see :mod:`npixelcnn.masks`).
+"""
+
+import numpy as np
+
+from .blocks import ResidualBlock, Sequential
+from .layers import Conv2D, MaskedConv2D, ReLU
+from .validation import check_activations, check_finite, check_positive_int
+
+
+class PixelCNN(Sequential):
+    """7x7 mask-A conv -> residual blocks -> ReLU, 1x1, ReLU, 1x1, 1x1 -> logits.
+
+    The defaults are the seed tutorial's architecture: 15 residual blocks of
+    width h = 64 (128 channels in the residual stream), a 128-wide head and 4
+    intensity levels.
+
+    Args:
+        levels: number of intensity levels (classes per pixel), >= 2.
+        hidden: h, the residual blocks' bottleneck width; the stream has 2h channels.
+        blocks: number of residual blocks.
+        head: width of the two 1x1 layers of the output head.
+        seed: int or None; the same seed builds the same weights.
+
+    Initialisation: He-normal weights (std sqrt(2 / fan_in)), the right scale
+    for layers followed by a ReLU (He et al., 2015); a masked layer's fan-in
+    counts only the taps its mask keeps. Biases start at zero. The last 1x1 of
+    every residual branch is scaled by 1/sqrt(blocks) so that adding 15
+    branches to the stream does not multiply its variance by 2^15, and the
+    output layer by 0.1 so that the first predictions are close to uniform
+    (the initial loss is then close to ln(levels)).
+
+    Shapes: ``forward`` maps x (N, H, W, 1) float32 in [0, 1], the level image
+    divided by (levels - 1), to logits (N, H, W, levels).
+    """
+
+    def __init__(self, levels=4, hidden=64, blocks=15, head=128, seed=None):
+        super().__init__()
+        check_positive_int(levels, "levels", minimum=2)
+        check_positive_int(hidden, "hidden")
+        check_positive_int(blocks, "blocks", minimum=0)
+        check_positive_int(head, "head")
+        self.config = {"levels": levels, "hidden": hidden, "blocks": blocks, "head": head}
+        self.levels = levels
+        rng = np.random.default_rng(seed)
+        stream = 2 * hidden
+        self.add("input_conv", MaskedConv2D(1, stream, 7, "A", rng=rng))
+        out_gain = 1.0 / np.sqrt(max(blocks, 1))
+        for i in range(blocks):
+            self.add(f"blocks.{i}", ResidualBlock(hidden, rng=rng, out_gain=out_gain))
+        self.add("head_relu1", ReLU())
+        self.add("head1", Conv2D(stream, head, 1, rng=rng))
+        self.add("head_relu2", ReLU())
+        self.add("head2", Conv2D(head, head, 1, rng=rng))
+        self.add("out", Conv2D(head, levels, 1, rng=rng, gain=0.1))
+
+    def forward(self, x):
+        """x: (N, H, W, 1) float32 in [0, 1] -> logits (N, H, W, levels)."""
+        self.check_input(x)
+        return super().forward(x)
+
+    def check_input(self, x):
+        """Raise a clear error unless x is a valid model input."""
+        check_activations(x, 1, self.dtype, "PixelCNN")
+        check_finite(x, "PixelCNN")
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"PixelCNN: expected pixel values in [0, 1] (level / (levels - 1)), got "
+                f"values from {x.min()} to {x.max()}"
+            )
+
+    def __repr__(self):
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return f"PixelCNN({cfg}; {self.num_params():,} parameters)"

@@ -1,0 +1,57 @@
+"""Input checks shared by the layers, the model and the loss.
+
+Each check raises an error that says what was wrong and what was expected, so a
+mistake surfaces at the call that made it instead of as a NumPy broadcasting
+error three layers deeper.
+"""
+
+import numpy as np
+
+
+def check_activations(x, channels, dtype, where):
+    """Check an NHWC activation tensor before a layer uses it.
+
+    Args:
+        x: the array to check; expected (N, H, W, channels) of ``dtype``.
+        channels: expected size of the last axis.
+        dtype: the layer's parameter dtype; the input must match it.
+        where: name of the caller, for the message.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: expected a NumPy array, got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{where}: expected floating-point input ({np.dtype(dtype).name}), got "
+            f"{x.dtype}; convert integer images with x.astype(np.float32) / (levels - 1)"
+        )
+    if x.ndim != 4:
+        raise ValueError(
+            f"{where}: expected a 4-D NHWC array (batch, height, width, channels), "
+            f"got shape {x.shape}"
+        )
+    if x.shape[-1] != channels:
+        raise ValueError(
+            f"{where}: expected {channels} input channels (last axis, NHWC), got "
+            f"{x.shape[-1]} in shape {x.shape}"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{where}: input is {x.dtype} but the parameters are {np.dtype(dtype).name}; "
+            f"convert the input with x.astype(np.{np.dtype(dtype).name}) or the layer "
+            f"with .astype(np.{x.dtype.name})"
+        )
+
+
+def check_finite(x, where):
+    """Raise ValueError if ``x`` holds NaN or infinity."""
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"{where}: input holds {bad} NaN or infinite value(s)")
+
+
+def check_positive_int(value, name, minimum=1):
+    """Raise unless ``value`` is an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
