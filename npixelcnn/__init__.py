@@ -10,14 +10,24 @@ The public API:
 * gradient checks: :mod:`npixelcnn.gradcheck`
 """
 
-from . import gradcheck
-from .blocks import ResidualBlock, Sequential
-from .im2col import col2im, im2col
-from .layers import Conv2D, Layer, MaskedConv2D, Module, ReLU
-from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy
-from .masks import causal_mask, kept_taps
-from .model import PixelCNN
-from .optim import SGD, Adam, clip_by_global_norm, global_norm
+import os
+
+# After each matrix product OpenBLAS's worker threads keep spinning for about
+# 2^28 cycles (~0.1 s), holding the cores that our own threads need for the
+# element-wise work that follows (see parallel.py). Measured on 2 cores: a seed
+# training step took 2.36 s with the default and 1.77 s with a short timeout.
+# OpenBLAS reads this once, when NumPy loads it: import npixelcnn before NumPy
+# (as the CLI and the benchmarks do), or export the variable yourself.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from . import gradcheck  # noqa: E402
+from .blocks import ResidualBlock, Sequential  # noqa: E402
+from .im2col import col2im, im2col  # noqa: E402
+from .layers import Conv2D, Layer, MaskedConv2D, Module, ReLU  # noqa: E402
+from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy  # noqa: E402
+from .masks import causal_mask, kept_taps  # noqa: E402
+from .model import PixelCNN  # noqa: E402
+from .optim import SGD, Adam, clip_by_global_norm, global_norm  # noqa: E402
 
 __version__ = "0.1.0"
 

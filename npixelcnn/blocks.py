@@ -3,6 +3,7 @@
 import numpy as np
 
 from .layers import Conv2D, MaskedConv2D, Module, ReLU
+from .parallel import for_each_chunk
 from .validation import check_positive_int
 
 
@@ -58,8 +59,15 @@ class ResidualBlock(Module):
 
     def forward(self, x):
         """x: (N, H, W, 2h) -> (N, H, W, 2h)."""
-        return x + self.branch.forward(x)
+        return _add(x, self.branch.forward(x))
 
     def backward(self, dy):
         """dy: (N, H, W, 2h) -> dx: the skip's gradient plus the branch's."""
-        return dy + self.branch.backward(dy)
+        return _add(dy, self.branch.backward(dy))
+
+
+def _add(a, b):
+    """a + b as a new array, computed on every core."""
+    out = np.empty_like(b)
+    for_each_chunk(lambda a, b, out: np.add(a, b, out=out), a, b, out)
+    return out

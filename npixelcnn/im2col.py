@@ -21,6 +21,8 @@ strided view, so the Python loop runs over the few taps, never over pixels.
 
 import numpy as np
 
+from .parallel import for_each_chunk
+
 
 def shifted_slices(offset, size):
     """Slices that align ``out[dst]`` with ``in[src]`` for ``out[p] = in[p + offset]``.
@@ -58,17 +60,21 @@ def im2col(x, taps, kernel_size, out=None):
     t = len(taps)
     if out is None:
         out = np.empty((n * h * w, t * c), dtype=x.dtype)
-    cols = out.reshape(n, h, w, t, c)
-    for tap, (di, dj) in enumerate(tap_offsets(taps, kernel_size)):
-        rows_dst, rows_src = shifted_slices(di, h)
-        cols_dst, cols_src = shifted_slices(dj, w)
-        block = cols[:, :, :, tap, :]
-        block[:, rows_dst, cols_dst] = x[:, rows_src, cols_src]
-        # Pixels whose tap lands in the zero padding read zero.
-        block[:, : rows_dst.start] = 0
-        block[:, rows_dst.stop:] = 0
-        block[:, :, : cols_dst.start] = 0
-        block[:, :, cols_dst.stop:] = 0
+    offsets = tap_offsets(taps, kernel_size)
+
+    def gather(x, cols):                        # one chunk of the batch
+        for tap, (di, dj) in enumerate(offsets):
+            rows_dst, rows_src = shifted_slices(di, h)
+            cols_dst, cols_src = shifted_slices(dj, w)
+            block = cols[:, :, :, tap, :]
+            block[:, rows_dst, cols_dst] = x[:, rows_src, cols_src]
+            # Pixels whose tap lands in the zero padding read zero.
+            block[:, : rows_dst.start] = 0
+            block[:, rows_dst.stop:] = 0
+            block[:, :, : cols_dst.start] = 0
+            block[:, :, cols_dst.stop:] = 0
+
+    for_each_chunk(gather, x, out.reshape(n, h, w, t, c))
     return out
 
 
@@ -89,11 +95,16 @@ def col2im(cols, x_shape, taps, kernel_size):
     """
     n, h, w, c = x_shape
     t = len(taps)
-    cols = cols.reshape(n, h, w, t, c)
-    dx = np.zeros(x_shape, dtype=cols.dtype)
-    for tap, (di, dj) in enumerate(tap_offsets(taps, kernel_size)):
-        rows_dst, rows_src = shifted_slices(di, h)
-        cols_dst, cols_src = shifted_slices(dj, w)
-        # im2col did block[dst] = x[src], so the gradient flows from dst to src.
-        dx[:, rows_src, cols_src] += cols[:, rows_dst, cols_dst, tap, :]
+    offsets = tap_offsets(taps, kernel_size)
+
+    def scatter_add(cols, dx):                  # one chunk of the batch
+        dx[...] = 0
+        for tap, (di, dj) in enumerate(offsets):
+            rows_dst, rows_src = shifted_slices(di, h)
+            cols_dst, cols_src = shifted_slices(dj, w)
+            # im2col did block[dst] = x[src], so the gradient flows from dst to src.
+            dx[:, rows_src, cols_src] += cols[:, rows_dst, cols_dst, tap, :]
+
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    for_each_chunk(scatter_add, cols.reshape(n, h, w, t, c), dx)
     return dx

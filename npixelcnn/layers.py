@@ -21,7 +21,36 @@ import numpy as np
 
 from .im2col import col2im, im2col
 from .masks import check_kernel_size, check_mask_type, kept_taps
+from .parallel import for_each_chunk
 from .validation import check_activations, check_positive_int
+
+_scratch = {}
+
+
+def scratch_buffer(shape, dtype):
+    """A reusable array for short-lived results such as col2im's input.
+
+    Arrays over 32 MB are freshly mapped (and zeroed) by the allocator each
+    time they are created; the gradient of im2col's matrix is that large and is
+    consumed at once by col2im, so all layers can share one buffer per shape.
+    """
+    key = (tuple(shape), np.dtype(dtype))
+    if key not in _scratch:
+        _scratch[key] = np.empty(shape, dtype=dtype)
+    return _scratch[key]
+
+
+def add_bias(y, b):
+    """y += b for y (M, C) and b (C,), in place, on every core."""
+    for_each_chunk(lambda y: np.add(y, b, out=y), y)
+
+
+def sum_over_rows(a):
+    """a (M, C) -> (C,), the sum over rows, as ones(M) @ a.
+
+    A matrix-vector product runs on every core (BLAS); ndarray.sum on one.
+    """
+    return np.ones(a.shape[0], dtype=a.dtype) @ a
 
 
 class Layer:
@@ -200,7 +229,7 @@ class MaskedConv2D(Layer):
         n, h, w, _ = x.shape
         cols = self._cols(x)                                      # (N*H*W, T*C_in)
         y = cols @ self._kept_weights()                           # (N*H*W, C_out)
-        y += self.params["b"]
+        add_bias(y, self.params["b"])
         self._cache = (x.shape, cols)
         return y.reshape(n, h, w, self.out_channels)
 
@@ -214,8 +243,9 @@ class MaskedConv2D(Layer):
         self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
             len(self.taps), self.in_channels, self.out_channels
         )
-        self.grads["b"][...] = dy2.sum(axis=0)
-        dcols = dy2 @ self._kept_weights().T                      # (N*H*W, T*C_in)
+        self.grads["b"][...] = sum_over_rows(dy2)
+        dcols = scratch_buffer(cols.shape, cols.dtype)            # (N*H*W, T*C_in)
+        np.matmul(dy2, self._kept_weights().T, out=dcols)
         return col2im(dcols, x_shape, self.taps, self.kernel_size)
 
 
@@ -254,7 +284,7 @@ class Conv2D(Layer):
         else:
             cols = im2col(x, self.taps, self.kernel_size)
         y = cols @ self.params["W"].reshape(-1, self.out_channels)
-        y += self.params["b"]
+        add_bias(y, self.params["b"])
         self._cache = (x.shape, cols)
         return y.reshape(n, h, w, self.out_channels)
 
@@ -266,7 +296,7 @@ class Conv2D(Layer):
         W = self.params["W"].reshape(-1, self.out_channels)
         dy2 = dy.reshape(-1, self.out_channels)
         self.grads["W"][...] = (cols.T @ dy2).reshape(self.grads["W"].shape)
-        self.grads["b"][...] = dy2.sum(axis=0)
+        self.grads["b"][...] = sum_over_rows(dy2)
         dcols = dy2 @ W.T
         if self.kernel_size == 1:
             return dcols.reshape(x_shape)
@@ -284,11 +314,15 @@ class ReLU(Layer):
         """x: any shape, floating -> y: same shape."""
         if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"ReLU: expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
-        self._output = np.maximum(x, 0)
-        return self._output
+        y = np.empty_like(x)
+        for_each_chunk(lambda x, y: np.maximum(x, 0, out=y), x, y)
+        self._output = y
+        return y
 
     def backward(self, dy):
         """dy: same shape as x -> dx."""
         if self._output is None:
             raise RuntimeError("ReLU.backward called before forward")
-        return dy * (self._output > 0)
+        dx = np.empty_like(dy)
+        for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, self._output, dx)
+        return dx
