@@ -32,12 +32,15 @@ def softmax_cross_entropy(logits, targets):
     z = logits.reshape(-1, levels)
     y = targets.reshape(-1).astype(np.intp)
     count = len(y)
-    shifted = z - z.max(axis=1, keepdims=True)           # <= 0: exp cannot overflow
-    exp = np.exp(shifted)
-    sum_exp = exp.sum(axis=1)
+    z_max = z.max(axis=1, keepdims=True)
+    exp = np.exp(z - z_max)                               # exponents <= 0: no overflow
+    sum_exp = exp.sum(axis=1)                             # in [1, L]
     rows = np.arange(count)
-    nll = np.log(sum_exp) - shifted[rows, y]              # (count,)
-    loss = float(nll.sum(dtype=np.float64) / count)
+    # NLL = log(sum_exp) + max - z_y. The last two can be large (1e4) and nearly
+    # cancel, so subtract them in float64, where float32 inputs are exact.
+    margin = z_max[:, 0].astype(np.float64) - z[rows, y].astype(np.float64)
+    nll = np.log(sum_exp).astype(np.float64) + margin      # (count,)
+    loss = float(nll.sum() / count)
     dlogits = exp / sum_exp[:, None]                      # softmax
     dlogits[rows, y] -= 1.0
     dlogits /= count
