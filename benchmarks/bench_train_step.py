@@ -14,10 +14,10 @@ import argparse
 import statistics
 import time
 
-import numpy as np
+import npixelcnn as npc  # before NumPy, so that OpenBLAS starts with a short spin timeout
 
-import npixelcnn as npc
-from npixelcnn.layers import Conv2D, MaskedConv2D
+import numpy as np  # noqa: E402
+from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
 
 ARCHITECTURES = {
     "seed": dict(hidden=64, blocks=15, head=128),
@@ -119,6 +119,8 @@ def main():
     args = parser.parse_args()
     archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
     print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up")
+    if not npc.BLAS_SPIN_SHORTENED:
+        print("note: NumPy was loaded before npixelcnn, so OpenBLAS keeps its long spin timeout")
     for arch in archs:
         r = bench(arch, args.batch_size, args.steps, args.warmup)
         print(

@@ -11,6 +11,7 @@ The public API:
 """
 
 import os
+import sys
 
 # After each matrix product OpenBLAS's worker threads keep spinning for about
 # 2^28 cycles (~0.1 s), holding the cores that our own threads need for the
@@ -18,6 +19,7 @@ import os
 # training step took 2.36 s with the default and 1.77 s with a short timeout.
 # OpenBLAS reads this once, when NumPy loads it: import npixelcnn before NumPy
 # (as the CLI and the benchmarks do), or export the variable yourself.
+BLAS_SPIN_SHORTENED = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import gradcheck  # noqa: E402

@@ -1,4 +1,4 @@
-"""The residual block of PixelCNN (van den Oord et al., 2016, figure 5)."""
+"""Containers of layers, and the residual block of PixelCNN (van den Oord et al., 2016, figure 5)."""
 
 import numpy as np
 
@@ -21,7 +21,7 @@ class Sequential(Module):
         return dy
 
 
-class ResidualBlock(Module):
+class ResidualBlock(Sequential):
     """ReLU -> 1x1 (2h -> h) -> ReLU -> 3x3 mask B (h -> h) -> ReLU -> 1x1 (h -> 2h), plus x.
 
     The 1x1 convolutions squeeze the 2h channels of the residual stream to h
@@ -44,30 +44,24 @@ class ResidualBlock(Module):
         check_positive_int(h, "h")
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.h = h
-        self.branch = Sequential()
-        for name, layer in [
-            ("relu1", ReLU()),
-            ("conv1", Conv2D(2 * h, h, 1, rng=rng)),
-            ("relu2", ReLU()),
-            ("conv2", MaskedConv2D(h, h, 3, "B", rng=rng)),
-            ("relu3", ReLU()),
-            ("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain)),
-        ]:
-            setattr(self, name, self.branch.add(name, layer))
-        # Register the branch's layers directly, so names read "conv2.W".
-        self._children = self.branch._children
+        self.relu1 = self.add("relu1", ReLU())
+        self.conv1 = self.add("conv1", Conv2D(2 * h, h, 1, rng=rng))
+        self.relu2 = self.add("relu2", ReLU())
+        self.conv2 = self.add("conv2", MaskedConv2D(h, h, 3, "B", rng=rng))
+        self.relu3 = self.add("relu3", ReLU())
+        self.conv3 = self.add("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain))
 
     def forward(self, x):
-        """x: (N, H, W, 2h) -> (N, H, W, 2h)."""
-        return _add(x, self.branch.forward(x))
+        """x: (N, H, W, 2h) -> x + branch(x), same shape."""
+        return add(x, super().forward(x))
 
     def backward(self, dy):
-        """dy: (N, H, W, 2h) -> dx: the skip's gradient plus the branch's."""
-        return _add(dy, self.branch.backward(dy))
+        """dy: (N, H, W, 2h) -> dx: the skip passes dy through, the branch adds its part."""
+        return add(dy, super().backward(dy))
 
 
-def _add(a, b):
-    """a + b as a new array, computed on every core."""
+def add(a, b):
+    """a + b as a new array, computed on every core (see parallel.py)."""
     out = np.empty_like(b)
     for_each_chunk(lambda a, b, out: np.add(a, b, out=out), a, b, out)
     return out

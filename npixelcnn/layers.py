@@ -69,14 +69,14 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    _dtype = np.dtype(np.float32)      # for layers without parameters, such as ReLU
+
     @property
     def dtype(self):
         """The dtype of the parameters (float32 unless converted)."""
         for value in self.params.values():
             return value.dtype
         return self._dtype
-
-    _dtype = np.dtype(np.float32)
 
     def astype(self, dtype):
         """Convert parameters and gradients to ``dtype`` in place; returns self.
