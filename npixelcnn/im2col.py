@@ -97,9 +97,18 @@ def col2im(cols, x_shape, taps, kernel_size):
     t = len(taps)
     offsets = tap_offsets(taps, kernel_size)
 
+    # The centre tap (offset 0, kept by mask B) covers every pixel: copying it
+    # first saves clearing dx and adding onto zeros.
+    centre = offsets.index((0, 0)) if (0, 0) in offsets else None
+
     def scatter_add(cols, dx):                  # one chunk of the batch
-        dx[...] = 0
+        if centre is None:
+            dx[...] = 0
+        else:
+            dx[...] = cols[:, :, :, centre, :]
         for tap, (di, dj) in enumerate(offsets):
+            if tap == centre:
+                continue
             rows_dst, rows_src = shifted_slices(di, h)
             cols_dst, cols_src = shifted_slices(dj, w)
             # im2col did block[dst] = x[src], so the gradient flows from dst to src.
