@@ -7,7 +7,7 @@ Scratch"'s layers):
 * ``layer.grads``: dict with the same keys and shapes, filled by ``backward``;
 * ``y = layer.forward(x)`` caches what the backward pass needs;
 * ``dx = layer.backward(dy)`` returns dL/dx for the most recent forward call and
-  writes dL/dparam into ``layer.grads``.
+  writes dL/dparam into ``layer.grads`` (overwriting, not accumulating).
 
 Composite layers (:class:`Module`) expose their children's parameters under
 flat dotted names such as ``blocks.3.conv2.W``, so the optimizer, checkpoints
@@ -17,14 +17,16 @@ Activations are NHWC (batch, height, width, channels); convolution weights are
 (kh, kw, C_in, C_out), as in TensorFlow.
 """
 
+import threading
+
 import numpy as np
 
 from .im2col import col2im, im2col
 from .masks import check_kernel_size, check_mask_type, kept_taps
 from .parallel import for_each_chunk
-from .validation import check_activations, check_positive_int
+from .validation import check_activations, check_gradient, check_positive_int
 
-_scratch = {}
+_scratch = threading.local()      # one set of buffers per thread: no sharing across threads
 
 
 def scratch_buffer(shape, dtype):
@@ -34,10 +36,11 @@ def scratch_buffer(shape, dtype):
     time they are created; the gradient of im2col's matrix is that large and is
     consumed at once by col2im, so all layers can share one buffer per shape.
     """
+    buffers = _scratch.__dict__.setdefault("buffers", {})
     key = (tuple(shape), np.dtype(dtype))
-    if key not in _scratch:
-        _scratch[key] = np.empty(shape, dtype=dtype)
-    return _scratch[key]
+    if key not in buffers:
+        buffers[key] = np.empty(shape, dtype=dtype)
+    return buffers[key]
 
 
 def add_bias(y, b):
@@ -238,6 +241,7 @@ class MaskedConv2D(Layer):
         if self._cache is None:
             raise RuntimeError("MaskedConv2D.backward called before forward")
         x_shape, cols = self._cache
+        check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "MaskedConv2D")
         dy2 = dy.reshape(-1, self.out_channels)                   # (N*H*W, C_out)
         dW_kept = cols.T @ dy2                                    # (T*C_in, C_out)
         self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
@@ -293,6 +297,7 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError("Conv2D.backward called before forward")
         x_shape, cols = self._cache
+        check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "Conv2D")
         W = self.params["W"].reshape(-1, self.out_channels)
         dy2 = dy.reshape(-1, self.out_channels)
         self.grads["W"][...] = (cols.T @ dy2).reshape(self.grads["W"].shape)
@@ -323,6 +328,7 @@ class ReLU(Layer):
         """dy: same shape as x -> dx."""
         if self._output is None:
             raise RuntimeError("ReLU.backward called before forward")
+        check_gradient(dy, self._output.shape, self._output.dtype, "ReLU")
         dx = np.empty_like(dy)
         for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, self._output, dx)
         return dx

@@ -42,6 +42,19 @@ def check_activations(x, channels, dtype, where):
         )
 
 
+def check_gradient(dy, shape, dtype, where):
+    """Check an upstream gradient against the shape and dtype of the forward output."""
+    if not isinstance(dy, np.ndarray):
+        raise TypeError(f"{where}.backward: expected a NumPy array, got {type(dy).__name__}")
+    if dy.shape != tuple(shape):
+        raise ValueError(
+            f"{where}.backward: the gradient must have the shape of the forward output, "
+            f"{tuple(shape)}, got {dy.shape}"
+        )
+    if dy.dtype != dtype:
+        raise TypeError(f"{where}.backward: the gradient must be {np.dtype(dtype).name}, got {dy.dtype}")
+
+
 def check_finite(x, where):
     """Raise ValueError if ``x`` holds NaN or infinity."""
     if not np.isfinite(x).all():

@@ -78,3 +78,20 @@ def test_bad_channel_counts_are_rejected():
         npc.MaskedConv2D(0, 2, 3, "A")
     with pytest.raises(TypeError, match="out_channels must be an int"):
         npc.Conv2D(2, 1.5)
+
+
+def test_gradient_of_the_wrong_shape_is_rejected():
+    layer = npc.MaskedConv2D(2, 3, 3, "B")
+    layer.forward(np.zeros((1, 4, 4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"shape of the forward output, \(1, 4, 4, 3\)"):
+        layer.backward(np.zeros((1, 4, 4, 2), np.float32))
+    relu = npc.ReLU()
+    relu.forward(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="shape of the forward output"):
+        relu.backward(np.zeros((3, 2), np.float32))
+
+
+def test_gradient_of_the_wrong_dtype_is_rejected(model):
+    logits = model.forward(image())
+    with pytest.raises(TypeError, match="must be float32"):
+        model.backward(np.zeros(logits.shape, np.float64))
