@@ -77,7 +77,43 @@ def time_matmuls(shapes, steps, rng):
     return total_ms
 
 
-def bench(arch, batch_size, steps, warmup, levels=4, size=28):
+def time_by_layer(model, train_step, steps):
+    """Median-free breakdown: total ms per step spent in each kind of layer call.
+
+    Wraps every leaf layer's forward and backward with a timer, so the gap
+    between the matmul reference and the step shows up by layer kind.
+    """
+    totals = {}
+
+    def timed(layer, method, label):
+        def run(arg):
+            start = time.perf_counter()
+            out = method(arg)
+            totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
+            return out
+        return run
+
+    leaves = []
+
+    def walk(module):
+        for _, child in module.named_children():
+            (walk if isinstance(child, npc.Module) else leaves.append)(child)
+
+    walk(model)
+    for layer in leaves:
+        kind = type(layer).__name__
+        if hasattr(layer, "kernel_size"):
+            kind += f" {layer.kernel_size}x{layer.kernel_size} {layer.in_channels}->{layer.out_channels}"
+        layer.forward = timed(layer, layer.forward, f"{kind} forward")
+        layer.backward = timed(layer, layer.backward, f"{kind} backward")
+    for _ in range(steps):
+        train_step()
+    for layer in leaves:                       # remove the instance-level wrappers
+        del layer.forward, layer.backward
+    return {label: 1e3 * t / steps for label, t in totals.items()}
+
+
+def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
     rng = np.random.default_rng(0)
     model = npc.PixelCNN(levels=levels, seed=0, **ARCHITECTURES[arch])
     optimizer = npc.Adam(model, lr=1e-3, clip_norm=1.0)
@@ -94,6 +130,7 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28):
     shapes = matmul_shapes(model, batch_size * size * size)
     flops = sum(3 * 2 * m * k * n for m, k, n in shapes)
     matmul_ms = time_matmuls(shapes, steps, rng)
+    layer_ms = time_by_layer(model, train_step, steps) if breakdown else None
     step_gflops = flops / step_ms / 1e6
     matmul_gflops = flops / matmul_ms / 1e6
     return {
@@ -107,6 +144,7 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28):
         "matmul_gflops": matmul_gflops,
         "matmul_share": step_gflops / matmul_gflops,
         "vs_pytorch": step_ms / PYTORCH_MS[arch],
+        "layer_ms": layer_ms,
     }
 
 
@@ -116,13 +154,14 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--breakdown", action="store_true", help="also print ms per step by layer kind")
     args = parser.parse_args()
     archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
     print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up")
     if not npc.BLAS_SPIN_SHORTENED:
         print("note: NumPy was loaded before npixelcnn, so OpenBLAS keeps its long spin timeout")
     for arch in archs:
-        r = bench(arch, args.batch_size, args.steps, args.warmup)
+        r = bench(arch, args.batch_size, args.steps, args.warmup, breakdown=args.breakdown)
         print(
             f"{r['arch']:>5}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
@@ -130,6 +169,9 @@ def main():
             f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}% | "
             f"{r['vs_pytorch']:.2f}x PyTorch's {PYTORCH_MS[r['arch']]:.0f} ms"
         )
+        if r["layer_ms"]:
+            for label, ms in sorted(r["layer_ms"].items(), key=lambda kv: -kv[1]):
+                print(f"        {ms:7.1f} ms  {label}")
 
 
 if __name__ == "__main__":
