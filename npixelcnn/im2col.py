@@ -60,6 +60,11 @@ def im2col(x, taps, kernel_size, out=None):
     t = len(taps)
     if out is None:
         out = np.empty((n * h * w, t * c), dtype=x.dtype)
+    elif out.shape != (n * h * w, t * c) or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"im2col: out must be a C-contiguous {x.dtype} array of shape {(n * h * w, t * c)}, "
+            f"got {out.dtype} {out.shape}"
+        )
     offsets = tap_offsets(taps, kernel_size)
 
     def gather(x, cols):                        # one chunk of the batch

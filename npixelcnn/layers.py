@@ -124,21 +124,21 @@ class Module(Layer):
     def named_children(self):
         return list(self._children)
 
-    @property
-    def params(self):
+    def _flat(self, attr):
+        """The children's ``params`` or ``grads`` under "child.key" names."""
         return {
             f"{name}.{key}": value
             for name, child in self._children
-            for key, value in child.params.items()
+            for key, value in getattr(child, attr).items()
         }
 
     @property
+    def params(self):
+        return self._flat("params")
+
+    @property
     def grads(self):
-        return {
-            f"{name}.{key}": value
-            for name, child in self._children
-            for key, value in child.grads.items()
-        }
+        return self._flat("grads")
 
     @property
     def dtype(self):

@@ -53,3 +53,9 @@ def test_large_batches_split_across_threads_give_the_same_result(rng):
     single = np.concatenate([npc.col2im(cols.reshape(9, -1)[i:i + 1].reshape(-1, cols.shape[1]),
                                         (1, 28, 28, 64), taps, 3) for i in range(9)])
     np.testing.assert_array_equal(dx, single)
+
+
+def test_im2col_rejects_an_output_buffer_of_the_wrong_shape(rng):
+    x = rng.standard_normal((1, 3, 3, 2))
+    with pytest.raises(ValueError, match=r"shape \(9, 10\)"):
+        npc.im2col(x, npc.kept_taps(3, "B"), 3, out=np.empty((9, 8)))
