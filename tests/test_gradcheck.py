@@ -61,21 +61,32 @@ def test_loss_gradient(rng):
 
 def test_whole_pixelcnn_gradients_every_parameter(rng):
     model = tiny_pixelcnn(levels=3)
-    levels = rng.integers(0, 3, (2, 5, 6))
-    x = (levels[..., None] / 2).astype(np.float64)
+    # Any input in [0, 1] will do; keep it off the ends so that the central
+    # differences of dL/dx stay inside the valid range.
+    x = rng.uniform(0.2, 0.8, (2, 5, 6, 1))
+    errors = check_layer(model, x)
+    assert len(errors) == 1 + 2 * (1 + 3 * 2 + 3)     # x, and W and b of 10 convolutions
+    assert_all_below(errors)
+    # Every parameter matters somewhere: no gradient is identically zero, so
+    # no check above passed by comparing zero with zero.
+    assert all(np.any(g != 0) for g in model.grads.values())
 
-    def loss():
-        return npc.softmax_cross_entropy(model.forward(x), levels)[0]
+
+def test_pixelcnn_and_loss_together(rng):
+    # The gradient a training step uses: d(total NLL)/dparam through the model.
+    model = tiny_pixelcnn(levels=3, seed=1)
+    levels = rng.integers(0, 3, (2, 4, 5))
+    x = levels[..., None] / 2
+    count = levels.size
+
+    def total_nll():
+        return count * npc.softmax_cross_entropy(model.forward(x), levels)[0]
 
     _, dlogits = npc.softmax_cross_entropy(model.forward(x), levels)
-    model.zero_grad()
-    model.backward(dlogits)
-    grads = {name: g.copy() for name, g in model.grads.items()}
-    assert len(grads) == 2 * (1 + 3 * 2 + 3)       # W and b of 10 convolutions
-    errors = {name: relative_error(grads[name], numerical_gradient(loss, p)) for name, p in model.params.items()}
+    model.backward(dlogits * count)
+    errors = {name: relative_error(model.grads[name].copy(), numerical_gradient(total_nll, p))
+              for name, p in model.params.items()}
     assert_all_below(errors)
-    # Every parameter matters somewhere: no gradient is identically zero.
-    assert all(np.any(g != 0) for g in grads.values())
 
 
 def test_gradcheck_catches_a_wrong_backward(rng):
