@@ -11,11 +11,13 @@ class Sequential(Module):
     """Children applied one after another; backward walks them in reverse."""
 
     def forward(self, x):
+        """x -> the last child's output; each child's output feeds the next."""
         for _, layer in self._children:
             x = layer.forward(x)
         return x
 
     def backward(self, dy):
+        """dy (shaped like the output) -> dx (shaped like the input), by the chain rule."""
         for _, layer in reversed(self._children):
             dy = layer.backward(dy)
         return dy

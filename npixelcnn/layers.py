@@ -64,9 +64,11 @@ class Layer:
         self.grads = {}
 
     def forward(self, x):
+        """x -> y; caches what backward needs."""
         raise NotImplementedError
 
     def backward(self, dy):
+        """dL/dy -> dL/dx for the most recent forward; fills ``grads``."""
         raise NotImplementedError
 
     def __call__(self, x):
@@ -122,6 +124,7 @@ class Module(Layer):
         return layer
 
     def named_children(self):
+        """[(name, layer), ...] in the order they were added."""
         return list(self._children)
 
     def _flat(self, attr):
@@ -134,20 +137,24 @@ class Module(Layer):
 
     @property
     def params(self):
+        """{"child.name": array}: every trainable array below this module."""
         return self._flat("params")
 
     @property
     def grads(self):
+        """{"child.name": array}: the gradients, with the keys of ``params``."""
         return self._flat("grads")
 
     @property
     def dtype(self):
+        """The dtype of the first child that has parameters."""
         for _, child in self._children:
             if child.params or isinstance(child, Module):
                 return child.dtype
         return np.dtype(np.float32)
 
     def astype(self, dtype):
+        """Convert every child's parameters and gradients; returns self."""
         for _, child in self._children:
             child.astype(dtype)
         return self
