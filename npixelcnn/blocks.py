@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .layers import Conv2D, MaskedConv2D, Module, ReLU
+from .layers import Conv2D, MaskedConv2D, Module, ReLU, as_rng
 from .parallel import for_each_chunk
 from .validation import check_positive_int
 
@@ -45,7 +45,7 @@ class ResidualBlock(Sequential):
     def __init__(self, h, rng=None, out_gain=1.0):
         super().__init__()
         check_positive_int(h, "h")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = as_rng(rng)
         self.h = h
         self.relu1 = self.add("relu1", ReLU())
         self.conv1 = self.add("conv1", Conv2D(2 * h, h, 1, rng=rng))

@@ -172,7 +172,8 @@ def he_normal(rng, shape, fan_in, gain=1.0):
     return (std * rng.standard_normal(shape)).astype(np.float32)
 
 
-def _as_rng(rng):
+def as_rng(rng):
+    """A np.random.Generator from a Generator (returned as is), a seed or None."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
@@ -210,7 +211,7 @@ class MaskedConv2D(Layer):
         fan_in = len(self.taps) * in_channels
         W = np.zeros((kernel_size, kernel_size, in_channels, out_channels), np.float32)
         W[self._tap_rows, self._tap_cols] = he_normal(
-            _as_rng(rng), (len(self.taps), in_channels, out_channels), fan_in, gain
+            as_rng(rng), (len(self.taps), in_channels, out_channels), fan_in, gain
         )
         self.params = {"W": W, "b": np.zeros(out_channels, np.float32)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -280,7 +281,7 @@ class Conv2D(Layer):
         k = kernel_size
         self.taps = np.argwhere(np.ones((k, k), dtype=bool))      # every tap
         self.params = {
-            "W": he_normal(_as_rng(rng), (k, k, in_channels, out_channels), k * k * in_channels, gain),
+            "W": he_normal(as_rng(rng), (k, k, in_channels, out_channels), k * k * in_channels, gain),
             "b": np.zeros(out_channels, np.float32),
         }
         self.grads = {k_: np.zeros_like(v) for k_, v in self.params.items()}
