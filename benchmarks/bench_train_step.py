@@ -85,7 +85,7 @@ def time_by_layer(model, train_step, steps):
     """
     totals = {}
 
-    def timed(layer, method, label):
+    def timed(method, label):
         def run(arg):
             start = time.perf_counter()
             out = method(arg)
@@ -104,8 +104,8 @@ def time_by_layer(model, train_step, steps):
         kind = type(layer).__name__
         if hasattr(layer, "kernel_size"):
             kind += f" {layer.kernel_size}x{layer.kernel_size} {layer.in_channels}->{layer.out_channels}"
-        layer.forward = timed(layer, layer.forward, f"{kind} forward")
-        layer.backward = timed(layer, layer.backward, f"{kind} backward")
+        layer.forward = timed(layer.forward, f"{kind} forward")
+        layer.backward = timed(layer.backward, f"{kind} backward")
     for _ in range(steps):
         train_step()
     for layer in leaves:                       # remove the instance-level wrappers
