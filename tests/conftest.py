@@ -1,5 +1,7 @@
 """Shared helpers for the tests."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,3 +38,15 @@ def tiny_pixelcnn(levels=3, seed=0, dtype=np.float64):
     if dtype == np.float64:
         randomize(model, seed=seed)
     return model
+
+
+# The four MNIST IDX files that CI and this machine keep next to the repository
+# (no internet here): ../shared/mnist from the repository root.
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"MNIST files not found in {SHARED_MNIST}; the tests expect ../shared/mnist")
+    return SHARED_MNIST
