@@ -7,7 +7,10 @@ Scratch"'s layers):
 * ``layer.grads``: dict with the same keys and shapes, filled by ``backward``;
 * ``y = layer.forward(x)`` caches what the backward pass needs;
 * ``dx = layer.backward(dy)`` returns dL/dx for the most recent forward call and
-  writes dL/dparam into ``layer.grads`` (overwriting, not accumulating).
+  writes dL/dparam into ``layer.grads`` (overwriting, not accumulating);
+* ``layer.eval()`` switches to inference: forward keeps no cache (evaluation
+  and sampling never call backward, and the caches of a big batch cost GBs);
+  ``layer.train()`` switches back.
 
 Composite layers (:class:`Module`) expose their children's parameters under
 flat dotted names such as ``blocks.3.conv2.W``, so the optimizer, checkpoints
@@ -56,12 +59,29 @@ def sum_over_rows(a):
     return np.ones(a.shape[0], dtype=a.dtype) @ a
 
 
+_NO_CACHE = (
+    "{}.backward called before forward in training mode: there is no cached "
+    "forward pass (forward after eval() keeps none; call train() first)"
+)
+
+
 class Layer:
     """Base class: a leaf layer owns its ``params`` and ``grads`` dicts."""
+
+    training = True     # False after eval(): forward keeps nothing for backward
 
     def __init__(self):
         self.params = {}
         self.grads = {}
+
+    def train(self, mode=True):
+        """Training mode (the default): forward caches what backward needs. Returns self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Inference mode: forward keeps no cache, so backward cannot run. Returns self."""
+        return self.train(False)
 
     def forward(self, x):
         """x -> y; caches what backward needs."""
@@ -122,6 +142,13 @@ class Module(Layer):
         """Register ``layer`` as a child called ``name``; returns the layer."""
         self._children.append((str(name), layer))
         return layer
+
+    def train(self, mode=True):
+        """Set training mode on this module and every layer below it. Returns self."""
+        self.training = bool(mode)
+        for _, child in self._children:
+            child.train(mode)
+        return self
 
     def named_children(self):
         """[(name, layer), ...] in the order they were added."""
@@ -229,6 +256,10 @@ class MaskedConv2D(Layer):
     def _cols(self, x):
         n, h, w, _ = x.shape
         shape = (n * h * w, len(self.taps) * self.in_channels)
+        if not self.training:
+            # Used once by the matmul below and never again: one scratch buffer
+            # shared by all layers instead of one kept per layer.
+            return im2col(x, self.taps, self.kernel_size, out=scratch_buffer(shape, x.dtype))
         buffer = self._cols_buffer
         if buffer is None or buffer.shape != shape or buffer.dtype != x.dtype:
             buffer = self._cols_buffer = np.empty(shape, dtype=x.dtype)
@@ -241,13 +272,13 @@ class MaskedConv2D(Layer):
         cols = self._cols(x)                                      # (N*H*W, T*C_in)
         y = cols @ self._kept_weights()                           # (N*H*W, C_out)
         add_bias(y, self.params["b"])
-        self._cache = (x.shape, cols)
+        self._cache = (x.shape, cols) if self.training else None
         return y.reshape(n, h, w, self.out_channels)
 
     def backward(self, dy):
         """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
         if self._cache is None:
-            raise RuntimeError("MaskedConv2D.backward called before forward")
+            raise RuntimeError(_NO_CACHE.format("MaskedConv2D"))
         x_shape, cols = self._cache
         check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "MaskedConv2D")
         dy2 = dy.reshape(-1, self.out_channels)                   # (N*H*W, C_out)
@@ -297,13 +328,13 @@ class Conv2D(Layer):
             cols = im2col(x, self.taps, self.kernel_size)
         y = cols @ self.params["W"].reshape(-1, self.out_channels)
         add_bias(y, self.params["b"])
-        self._cache = (x.shape, cols)
+        self._cache = (x.shape, cols) if self.training else None
         return y.reshape(n, h, w, self.out_channels)
 
     def backward(self, dy):
         """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
         if self._cache is None:
-            raise RuntimeError("Conv2D.backward called before forward")
+            raise RuntimeError(_NO_CACHE.format("Conv2D"))
         x_shape, cols = self._cache
         check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "Conv2D")
         W = self.params["W"].reshape(-1, self.out_channels)
@@ -329,13 +360,13 @@ class ReLU(Layer):
             raise TypeError(f"ReLU: expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
         y = np.empty_like(x)
         for_each_chunk(lambda x, y: np.maximum(x, 0, out=y), x, y)
-        self._output = y
+        self._output = y if self.training else None
         return y
 
     def backward(self, dy):
         """dy: same shape as x -> dx."""
         if self._output is None:
-            raise RuntimeError("ReLU.backward called before forward")
+            raise RuntimeError(_NO_CACHE.format("ReLU"))
         check_gradient(dy, self._output.shape, self._output.dtype, "ReLU")
         dx = np.empty_like(dy)
         for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, self._output, dx)

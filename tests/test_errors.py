@@ -73,6 +73,15 @@ def test_backward_before_forward_is_rejected():
         npc.MaskedConv2D(1, 1, 3, "A").backward(np.zeros((1, 2, 2, 1), np.float32))
 
 
+def test_backward_after_an_eval_forward_is_rejected():
+    model = npc.PixelCNN(levels=2, hidden=2, blocks=1, head=2, seed=0)
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    model.forward(x)                     # training mode: caches are kept
+    model.eval().forward(x)              # inference: caches are dropped
+    with pytest.raises(RuntimeError, match="before forward in training mode"):
+        model.backward(np.zeros((1, 4, 4, 2), np.float32))
+
+
 def test_bad_channel_counts_are_rejected():
     with pytest.raises(ValueError, match="in_channels must be at least 1"):
         npc.MaskedConv2D(0, 2, 3, "A")

@@ -26,3 +26,27 @@ def test_tiny_pixelcnn_overfits_eight_random_images():
     assert abs(losses[0] - np.log(4)) < 0.1
     assert losses[-1] < losses[0] / 10, f"NLL went from {losses[0]:.3f} to {losses[-1]:.3f}"
     assert elapsed < 20, f"300 steps took {elapsed:.1f} s"
+
+
+
+def leaves(layer):
+    """Every leaf layer below ``layer`` (the layers that hold caches)."""
+    if isinstance(layer, npc.Module):
+        return [leaf for _, child in layer.named_children() for leaf in leaves(child)]
+    return [layer]
+
+
+def test_eval_mode_gives_the_same_logits_and_keeps_no_cache():
+    model = npc.PixelCNN(levels=4, hidden=4, blocks=2, head=8, seed=3)
+    x = np.random.default_rng(0).integers(0, 4, (3, 6, 6, 1)).astype(np.float32) / 3
+    train_logits = model.forward(x).copy()
+    assert all(getattr(leaf, "_cache", 0) is not None for leaf in leaves(model))
+
+    eval_logits = model.eval().forward(x)
+    np.testing.assert_array_equal(eval_logits, train_logits)
+    for leaf in leaves(model):
+        assert not leaf.training
+        assert getattr(leaf, "_cache", None) is None and getattr(leaf, "_output", None) is None
+
+    model.train()
+    assert all(leaf.training for leaf in leaves(model))
