@@ -1,0 +1,186 @@
+"""Pictures of images and training curves, for the CLI and the lessons.
+
+Only matplotlib's object API is used (``Figure``, never ``matplotlib.use``), so
+importing this module leaves a notebook's inline backend alone, and the CLI
+can save figures on a machine without a display. Every file is written to a
+temporary file in the target folder and then renamed over the target: an
+interrupted write never leaves a half-written PNG behind.
+"""
+
+import math
+import os
+import secrets
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+from matplotlib.figure import Figure
+
+from .validation import check_positive_int
+
+PAD_GRAY = 128  # mid-gray: separates black digits on black backgrounds
+
+
+def image_grid(images, levels, ncols=None, pad=1):
+    """Tile integer level images into one grayscale uint8 image.
+
+    Args:
+        images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
+        levels: number of intensity levels, at least 2; level l becomes
+            round(l * 255 / (levels - 1)), so 0 is black and levels-1 white.
+        ncols: images per row; default ceil(sqrt(N)), a near-square grid.
+        pad: width in pixels of the mid-gray lines around every image.
+
+    Returns:
+        (rows*(H+pad)+pad, ncols*(W+pad)+pad) uint8, rows = ceil(N / ncols).
+        Cells past the last image are left mid-gray.
+    """
+    images = _check_images(images, levels)
+    n, h, w = images.shape
+    ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
+    check_positive_int(ncols, "ncols")
+    check_positive_int(pad, "pad", minimum=0)
+    ncols = min(ncols, n)  # no empty columns when ncols > N
+    nrows = math.ceil(n / ncols)
+    # A lookup table maps every level to its gray once, instead of per pixel.
+    gray = np.rint(np.arange(levels) * 255.0 / (levels - 1)).astype(np.uint8)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), PAD_GRAY, np.uint8)
+    for i in range(n):
+        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
+        grid[top:top + h, left:left + w] = gray[images[i]]
+    return grid
+
+
+def save_image_grid(images, levels, path, ncols=None, scale=4):
+    """Write image_grid(images, levels, ncols) as a PNG, each pixel scale x scale.
+
+    Args:
+        images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
+        path: where to write the PNG; its folder must exist.
+        scale: nearest-neighbour upscaling factor, so 28x28 digits are visible.
+
+    Returns:
+        The Path written; the PNG is (scale*grid_height, scale*grid_width).
+    """
+    check_positive_int(scale, "scale")
+    grid = image_grid(images, levels, ncols=ncols)
+    big = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    # vmin/vmax pin the gray map to 0..255, so a grid without white is not stretched.
+    return _write_atomically(path, lambda f: matplotlib.image.imsave(
+        f, big, cmap="gray", vmin=0, vmax=255, format="png"))
+
+
+def plot_history(history, path=None, ax=None):
+    """Plot train and test bits/dim against the training step.
+
+    Args:
+        history: non-empty list of dicts with "step" and optionally "time"
+            (seconds), "train_bits" and "test_bits" (None or absent when not
+            measured at that step).
+        path: if given, also save the figure there as a PNG.
+        ax: a matplotlib Axes to draw into (notebooks); default a new Figure.
+
+    Returns:
+        The matplotlib Figure holding the plot.
+    """
+    _check_history(history)
+    if ax is None:
+        # A bare Figure (not pyplot) is freed when dropped: no leak in a CLI loop.
+        ax = Figure(figsize=(6, 4), layout="constrained").add_subplot()
+    fig = ax.figure
+    train = [(h["step"], h["train_bits"]) for h in history if h.get("train_bits") is not None]
+    test = [(h["step"], h["test_bits"]) for h in history if h.get("test_bits") is not None]
+    if train:
+        ax.plot(*zip(*train), linewidth=0.8, alpha=0.8, label="train")
+    if test:
+        ax.plot(*zip(*test), marker="o", markersize=4, label="test")
+        last = next(h for h in reversed(history) if h.get("test_bits") is not None)
+        note = f"test {last['test_bits']:.3f}"
+        if last.get("time") is not None:
+            note += f" after {last['time'] / 60:.1f} min"
+        ax.annotate(note, xy=test[-1], xytext=(-4, 8), textcoords="offset points", ha="right")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits / dim")
+    ax.grid(True, alpha=0.3)
+    if train or test:
+        ax.legend()
+    if path is not None:
+        _write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    return fig
+
+
+def show_levels(images, levels, ax=None, title=None):
+    """Draw image_grid(images, levels) on an axis, in gray, without ticks.
+
+    Args:
+        images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
+        ax: the Axes to draw on; default a new pyplot figure, which a
+            notebook displays at the end of the cell.
+        title: optional axis title.
+
+    Returns:
+        The Axes.
+    """
+    grid = image_grid(images, levels)
+    if ax is None:
+        import matplotlib.pyplot as plt  # only here: pyplot picks a backend on import
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def _write_atomically(path, write):
+    """Call write(binary file) on a temp file next to path, then rename it over path."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
+    # Same folder, so os.replace is a rename on one filesystem: atomic.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask set the usual permissions (mkstemp gives 0o600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # KeyboardInterrupt too: never leave the temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_images(images, levels):
+    check_positive_int(levels, "levels", minimum=2)
+    if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.integer):
+        raise TypeError(
+            f"images must be an integer NumPy array of levels, got "
+            f"{getattr(images, 'dtype', type(images).__name__)}"
+        )
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, 1), got shape {images.shape}")
+    if images.size == 0:
+        raise ValueError(f"images is empty (shape {images.shape}): there is nothing to draw")
+    if images.min() < 0 or images.max() >= levels:
+        raise ValueError(
+            f"images must be levels in [0, {levels - 1}], got values from "
+            f"{images.min()} to {images.max()}"
+        )
+    return images
+
+
+def _check_history(history):
+    if not isinstance(history, (list, tuple)) or len(history) == 0:
+        raise ValueError(
+            "history must be a non-empty list of dicts with a 'step' key, got "
+            f"{history!r:.80}"
+        )
+    for i, h in enumerate(history):
+        if not isinstance(h, dict) or "step" not in h:
+            raise ValueError(f"history[{i}] must be a dict with a 'step' key, got {h!r:.80}")
