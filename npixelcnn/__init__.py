@@ -26,7 +26,7 @@ from . import gradcheck  # noqa: E402
 from .blocks import ResidualBlock, Sequential  # noqa: E402
 from .im2col import col2im, im2col  # noqa: E402
 from .layers import Conv2D, Layer, MaskedConv2D, Module, ReLU  # noqa: E402
-from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy  # noqa: E402
+from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy, total_nll  # noqa: E402
 from .masks import causal_mask, kept_taps  # noqa: E402
 from .model import PixelCNN  # noqa: E402
 from .optim import SGD, Adam, clip_by_global_norm, global_norm  # noqa: E402
@@ -37,5 +37,5 @@ __all__ = [
     "Adam", "Conv2D", "Layer", "MaskedConv2D", "Module", "PixelCNN", "ReLU",
     "ResidualBlock", "SGD", "Sequential", "causal_mask", "clip_by_global_norm",
     "col2im", "global_norm", "gradcheck", "im2col", "kept_taps", "nats_per_image",
-    "nats_to_bits", "softmax_cross_entropy",
+    "nats_to_bits", "softmax_cross_entropy", "total_nll",
 ]

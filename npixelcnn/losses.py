@@ -28,23 +28,38 @@ def softmax_cross_entropy(logits, targets):
         float); dlogits (..., L) is (softmax - onehot) / number of pixels.
     """
     _check_loss_inputs(logits, targets)
+    exp, sum_exp, nll = _softmax_parts(logits, targets)
+    count = len(nll)
+    loss = float(nll.sum() / count)
+    dlogits = exp / sum_exp[:, None]                      # softmax
+    dlogits[np.arange(count), targets.reshape(-1)] -= 1.0
+    dlogits /= count
+    return loss, dlogits.reshape(logits.shape)
+
+
+def total_nll(logits, targets):
+    """Summed NLL in nats over all pixels, without the gradient (for evaluation).
+
+    Args: as :func:`softmax_cross_entropy`. Returns a Python float (summed in float64).
+    """
+    _check_loss_inputs(logits, targets)
+    return float(_softmax_parts(logits, targets)[2].sum())
+
+
+def _softmax_parts(logits, targets):
+    """exp(z - max) (M, L), its row sums (M,) and the per-pixel NLL (M,) float64."""
     levels = logits.shape[-1]
     z = logits.reshape(-1, levels)
     y = targets.reshape(-1).astype(np.intp)
-    count = len(y)
+    rows = np.arange(len(y))
     z_max = z.max(axis=1, keepdims=True)
     exp = np.exp(z - z_max)                               # exponents <= 0: no overflow
     sum_exp = exp.sum(axis=1)                             # in [1, L]
-    rows = np.arange(count)
     # NLL = log(sum_exp) + max - z_y. The last two can be large (1e4) and nearly
     # cancel, so subtract them in float64, where float32 inputs are exact.
     margin = z_max[:, 0].astype(np.float64) - z[rows, y].astype(np.float64)
-    nll = np.log(sum_exp).astype(np.float64) + margin      # (count,)
-    loss = float(nll.sum() / count)
-    dlogits = exp / sum_exp[:, None]                      # softmax
-    dlogits[rows, y] -= 1.0
-    dlogits /= count
-    return loss, dlogits.reshape(logits.shape)
+    nll = np.log(sum_exp).astype(np.float64) + margin
+    return exp, sum_exp, nll
 
 
 def _check_loss_inputs(logits, targets):

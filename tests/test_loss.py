@@ -85,3 +85,14 @@ def test_non_finite_logits_are_rejected():
 def test_single_level_is_rejected():
     with pytest.raises(ValueError, match="at least 2 levels"):
         npc.softmax_cross_entropy(np.zeros((2, 1)), np.array([0, 0]))
+
+
+def test_total_nll_is_the_summed_loss_without_a_gradient(rng):
+    logits = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
+    targets = rng.integers(0, 4, (2, 5, 5))
+    mean, _ = npc.softmax_cross_entropy(logits, targets)
+    assert npc.total_nll(logits, targets) == pytest.approx(mean * targets.size, rel=1e-12)
+    probs = np.exp(logits.astype(np.float64))
+    probs /= probs.sum(-1, keepdims=True)
+    expected = -np.log(np.take_along_axis(probs, targets[..., None], -1)).sum()
+    assert npc.total_nll(logits, targets) == pytest.approx(expected, rel=1e-6)
