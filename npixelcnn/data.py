@@ -1,0 +1,267 @@
+"""MNIST in, quantized levels out.
+
+MNIST is four gzip-compressed IDX files. An IDX file is a big-endian header
+followed by raw bytes in row-major order:
+
+    magic   4 bytes   0x00 0x00, a type code (0x08 = unsigned byte), the rank
+    dims    4 bytes each, one per axis (images: count, 28, 28; labels: count)
+    data    prod(dims) bytes
+
+Files are looked for in a folder and downloaded into it when missing. Every
+file is checked twice: its header must describe exactly the bytes that follow,
+and the SHA-256 of the decompressed bytes must match the canonical data (the
+.gz wrappers differ between mirrors, the payload does not).
+
+A PixelCNN predicts each pixel as one of L levels, so the 256 grey values are
+binned into L equal-width bins: level = floor(pixel * L / 256).
+"""
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .validation import check_positive_int
+
+ENV_VAR = "NPIXELCNN_DATA"
+TIMEOUT_SECONDS = 30
+
+# Base URLs tried in turn; a file is fetched from <base><name>.gz.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+# SHA-256 of the decompressed IDX files, the same for every mirror's copy.
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+SPLITS = {"train": "train", "test": "t10k"}  # split -> file name prefix
+IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801    # unsigned bytes, rank 3 / rank 1
+
+
+class MNISTDownloadError(RuntimeError):
+    """No mirror delivered a good copy of an MNIST file."""
+
+
+def resolve_data_dir(data_dir=None):
+    """The MNIST folder: ``data_dir``, else $NPIXELCNN_DATA, else ~/.cache/npixelcnn/mnist."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return Path.home() / ".cache" / "npixelcnn" / "mnist"
+
+
+def load_mnist(split="train", data_dir=None, mirrors=None, progress=True):
+    """Load one MNIST split, downloading its files if the folder lacks them.
+
+    Args:
+        split: "train" (60,000 images) or "test" (10,000 images).
+        data_dir: folder of the .gz files; see :func:`resolve_data_dir`.
+        mirrors: base URLs to download from, in order; default :data:`MIRRORS`.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        (images, labels): images (N, 28, 28) uint8 grey values in [0, 255],
+        labels (N,) uint8 digits in [0, 9].
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if isinstance(mirrors, str):
+        raise TypeError(f"mirrors must be a list of base URLs, got the string {mirrors!r}; wrap it in a list")
+    folder = resolve_data_dir(data_dir)
+    mirrors = MIRRORS if mirrors is None else list(mirrors)
+    prefix = SPLITS[split]
+    images_name, labels_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+    images = _load_file(images_name, IMAGES_MAGIC, folder, mirrors, progress)
+    labels = _load_file(labels_name, LABELS_MAGIC, folder, mirrors, progress)
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{folder}: {images_name}.gz holds {len(images)} images but {labels_name}.gz "
+            f"holds {len(labels)} labels; they must match"
+        )
+    return images, labels
+
+
+def _load_file(name, magic, folder, mirrors, progress):
+    path = folder / f"{name}.gz"
+    if not path.exists():
+        return _download(name, magic, folder, mirrors, progress)
+    raw = path.read_bytes()   # outside the try: a permission error is not a corrupt file
+    try:
+        return _decode(gzip.decompress(raw), name, magic, path)
+    except (OSError, EOFError, zlib.error) as error:     # not gzip, or cut short
+        problem = f"{path}: not a valid gzip file ({type(error).__name__}: {error})"
+    except ValueError as error:
+        problem = str(error)
+    raise ValueError(f"{problem}; delete {path} and load again to download a fresh copy")
+
+
+def _decode(payload, name, magic, source):
+    """Check one decompressed IDX payload (bytes) and return it as a uint8 array.
+
+    The header is checked first, for the more specific message; the checksum then
+    catches any change to the data itself.
+    """
+    rank = magic & 0xFF                        # the magic's last byte is the rank
+    found = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else None
+    if found != magic:
+        got = "no IDX header (under 4 bytes)" if found is None else (
+            f"magic number 0x{found:08X} (type 0x{found >> 8 & 0xFF:02X}, rank {found & 0xFF})")
+        kind = "image" if rank == 3 else "label"
+        raise ValueError(
+            f"{source}: {got}; expected 0x{magic:08X} (unsigned bytes, rank {rank}) of an MNIST {kind} file"
+        )
+    header = 4 + 4 * rank
+    if len(payload) < header:
+        raise ValueError(f"{source}: {len(payload)} bytes, too short for a rank-{rank} IDX header of {header} bytes")
+    dims = tuple(int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    if dims[1:] not in [(), (28, 28)]:
+        raise ValueError(f"{source}: images are {dims[1]}x{dims[2]}, expected MNIST's 28x28")
+    size = int(np.prod(dims))
+    if len(payload) - header != size:
+        raise ValueError(
+            f"{source}: the header promises {dims} = {size} bytes of data, but "
+            f"{len(payload) - header} follow it (truncated or padded file)"
+        )
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != SHA256[name]:
+        raise ValueError(f"{source}: SHA-256 of the decompressed data is {digest}, expected {SHA256[name]}")
+    # Copy: frombuffer over bytes is read-only, which would surprise a caller who edits images.
+    return np.frombuffer(payload, np.uint8, offset=header).reshape(dims).copy()
+
+
+def _download(name, magic, folder, mirrors, progress):
+    """Fetch <mirror><name>.gz into ``folder`` and return it decoded, as :func:`_decode` does.
+
+    Each attempt streams into a temporary file in the same folder and renames it
+    into place only after it has passed every check; os.replace within one
+    folder is atomic, so the folder never holds a partial or unverified file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target, reasons = folder / f"{name}.gz", []
+    for base in mirrors:
+        url = base.rstrip("/") + f"/{name}.gz"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _fetch(url, out, name, progress)
+            array = _decode(gzip.decompress(Path(tmp).read_bytes()), name, magic, "received file")
+            os.replace(tmp, target)
+            return array
+        except (OSError, EOFError, zlib.error, ValueError, http.client.HTTPException) as error:
+            reasons.append(f"  {url}: {_describe(error)}")
+        finally:                               # also on Ctrl-C: never leave the temporary file
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    tried = "\n".join(reasons) if reasons else "  (the list of mirrors was empty)"
+    raise MNISTDownloadError(
+        f"could not download {name}.gz into {folder}. Tried:\n{tried}\n"
+        f"Without internet, copy the four MNIST .gz files into that folder, or point "
+        f"load_mnist(data_dir=...) or the {ENV_VAR} environment variable at a folder that holds them."
+    )
+
+
+def _fetch(url, out, name, progress):
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length else None
+        received = 0
+        with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=f"{name}.gz", disable=not progress) as bar:
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    # urllib returns what arrived when a connection drops mid-body; compare with the header.
+    if expected is not None and received != expected:
+        raise ValueError(f"received {received} bytes, the server announced {expected}")
+
+
+def _describe(error):
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return f"cannot connect ({error.reason})"
+    if type(error) is ValueError:              # our own checks: the message says it all
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def quantize(images, levels):
+    """Bin grey values into ``levels`` equal-width levels: floor(pixel * levels / 256).
+
+    Args:
+        images: integer array of any shape, e.g. (N, 28, 28), values in [0, 255].
+        levels: int in [2, 256]; 256 returns the images unchanged.
+
+    Returns:
+        uint8 array of the same shape, values in [0, levels - 1].
+    """
+    _check_levels(levels)
+    _check_integer_array(images, 255, "images", "quantize")
+    # 255 * 256 = 65280 fits uint16 but not uint8; uint16 halves the memory of uint32.
+    return ((images.astype(np.uint16) * levels) >> 8).astype(np.uint8)
+
+
+def dequantize(levels_images, levels):
+    """Levels back to grey values for display: round(level * 255 / (levels - 1)).
+
+    Args:
+        levels_images: integer array of any shape, values in [0, levels - 1].
+        levels: int in [2, 256].
+
+    Returns:
+        uint8 array of the same shape; level 0 is 0 (black), level levels-1 is 255 (white).
+    """
+    _check_levels(levels)
+    _check_integer_array(levels_images, levels - 1, "levels_images", "dequantize")
+    # Integer round-half-up, floor((2 * 255 * k + (L - 1)) / (2 * (L - 1))), so no
+    # float error can move a value that sits exactly on .5.
+    k = levels_images.astype(np.int32)
+    return ((2 * 255 * k + (levels - 1)) // (2 * (levels - 1))).astype(np.uint8)
+
+
+def to_model_input(levels_images, levels):
+    """Integer levels -> the model's float input, level / (levels - 1) in [0, 1].
+
+    Args:
+        levels_images: (N, H, W) integer array, values in [0, levels - 1].
+        levels: int in [2, 256].
+
+    Returns:
+        (N, H, W, 1) float32, NHWC with one channel.
+    """
+    _check_levels(levels)
+    _check_integer_array(levels_images, levels - 1, "levels_images", "to_model_input")
+    if levels_images.ndim != 3:
+        raise ValueError(f"to_model_input: expected (N, H, W) levels, got shape {levels_images.shape}")
+    return (levels_images.astype(np.float32) / np.float32(levels - 1))[..., None]
+
+
+def _check_levels(levels):
+    check_positive_int(levels, "levels", minimum=2)
+    if levels > 256:
+        raise ValueError(f"levels must be at most 256 (8-bit grey values), got {levels}")
+
+
+def _check_integer_array(x, maximum, name, where):
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.integer):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{where}: {name} must be an integer NumPy array, got {got}")
+    if x.size and (x.min() < 0 or x.max() > maximum):
+        raise ValueError(f"{where}: {name} must hold values in [0, {maximum}], got values from {x.min()} to {x.max()}")
