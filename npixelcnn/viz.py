@@ -8,14 +8,12 @@ interrupted write never leaves a half-written PNG behind.
 """
 
 import math
-import os
-import secrets
-from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 from matplotlib.figure import Figure
 
+from .files import write_atomically
 from .validation import check_positive_int
 
 PAD_GRAY = 128  # mid-gray: separates black digits on black backgrounds
@@ -66,7 +64,7 @@ def save_image_grid(images, levels, path, ncols=None, scale=4):
     grid = image_grid(images, levels, ncols=ncols)
     big = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     # vmin/vmax pin the gray map to 0..255, so a grid without white is not stretched.
-    return _write_atomically(path, lambda f: matplotlib.image.imsave(
+    return write_atomically(path, lambda f: matplotlib.image.imsave(
         f, big, cmap="gray", vmin=0, vmax=255, format="png"))
 
 
@@ -105,7 +103,7 @@ def plot_history(history, path=None, ax=None):
     if train or test:
         ax.legend()
     if path is not None:
-        _write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
     return fig
 
 
@@ -131,27 +129,6 @@ def show_levels(images, levels, ax=None, title=None):
     if title is not None:
         ax.set_title(title)
     return ax
-
-
-def _write_atomically(path, write):
-    """Call write(binary file) on a temp file next to path, then rename it over path."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    # Same folder, so os.replace is a rename on one filesystem: atomic.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask set the usual permissions (mkstemp gives 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt too: never leave the temp file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check_images(images, levels):
