@@ -1,0 +1,315 @@
+"""Training and evaluation: minibatches, Adam, a learning-rate schedule, bits/dim.
+
+One training step: take a batch of level images, feed level / (levels - 1) to
+the model, score its logits against the levels with the softmax cross-entropy,
+backpropagate, update with Adam. The mean NLL per pixel in nats divided by ln 2
+is the figure everyone reports: bits per dimension.
+
+The data order is a pure function of (seed, epoch): epoch e visits the training
+images in the order ``default_rng([seed, e]).permutation(N)``. With the step
+count, Adam's state and a schedule that depends only on the step, this makes a
+resumed run bit-for-bit identical to an uninterrupted one.
+"""
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data import to_model_input
+from .losses import nats_to_bits, softmax_cross_entropy, total_nll
+from .model import PixelCNN
+from .optim import Adam
+from .validation import check_positive_int
+
+# Presets: an architecture and the training settings measured to suit it.
+# "small" is what two CPU cores train well in minutes and "medium" what they
+# train well in two hours (see the README for the measurements behind them);
+# "seed" is the seed tutorial's architecture.
+PRESETS = {
+    "small": dict(hidden=32, blocks=5, head=64, batch_size=32, lr=3e-3, warmup_steps=100),
+    "medium": dict(hidden=32, blocks=10, head=64, batch_size=32, lr=3e-3, warmup_steps=200),
+    "seed": dict(hidden=64, blocks=15, head=128, batch_size=64, lr=2e-3, warmup_steps=200),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved in every checkpoint).
+
+    levels, hidden, blocks, head: the model (see :class:`PixelCNN`).
+    batch_size, lr: minibatch size and Adam's peak learning rate.
+    warmup_steps: the learning rate rises linearly from 0 over these steps...
+    final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
+    clip_norm: gradients are clipped to this global norm (the seed used 1.0).
+    total_steps: length of the run; set from epochs, or from a time budget.
+    evals: how many test-set evaluations to spread over the run (plus one at the end).
+    seed: seeds both the weights and the data order.
+    """
+
+    levels: int = 4
+    hidden: int = 32
+    blocks: int = 5
+    head: int = 64
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    final_lr_fraction: float = 0.0
+    clip_norm: float = 1.0
+    total_steps: int = 1000
+    evals: int = 10
+    seed: int = 0
+
+    def model_config(self):
+        return dict(levels=self.levels, hidden=self.hidden, blocks=self.blocks, head=self.head)
+
+
+def learning_rate(config, step):
+    """The learning rate for update number ``step`` (0-based): linear warmup, then cosine decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_steps = max(config.total_steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / decay_steps, 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * (config.final_lr_fraction + (1 - config.final_lr_fraction) * cosine)
+
+
+@dataclass
+class TrainState:
+    """Where a run is: the step, the training time so far and the history of metrics.
+
+    history: one dict per record, {"step", "time" (training seconds), "lr",
+    "train_bits" (mean over the steps since the last record), "test_bits" (or None)}.
+    """
+
+    step: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+    @property
+    def last_test_bits(self):
+        tested = [h["test_bits"] for h in self.history if h.get("test_bits") is not None]
+        return tested[-1] if tested else None
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN or infinite."""
+
+
+def evaluate(model, levels_images, batch_size=500, progress=False):
+    """Mean NLL of a set of images in nats per dimension (divide by ln 2 for bits).
+
+    Args:
+        model: a :class:`PixelCNN`.
+        levels_images: (N, H, W) integer levels in [0, model.levels).
+        batch_size: images per forward pass; memory grows linearly with it.
+
+    The model runs in inference mode (no caches, no backward pass) and is put
+    back in the mode it was in.
+    """
+    check_positive_int(batch_size, "batch_size")
+    levels_images = np.asarray(levels_images)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        starts = range(0, len(levels_images), batch_size)
+        for start in tqdm(starts, desc="evaluating", leave=False, disable=not progress):
+            batch = levels_images[start:start + batch_size]
+            logits = model.forward(to_model_input(batch, model.levels))
+            total += total_nll(logits, batch)
+    finally:
+        model.train(was_training)
+    return total / levels_images.size
+
+
+class Trainer:
+    """Runs (and resumes) the training loop of one model.
+
+    Args:
+        config: a :class:`TrainConfig`.
+        train_images, test_images: (N, H, W) integer levels.
+        model, optimizer, state: to resume a run; new ones are built when None.
+    """
+
+    def __init__(self, config, train_images, test_images, model=None, optimizer=None, state=None):
+        self.config = config
+        self.train_images = np.asarray(train_images)
+        self.test_images = np.asarray(test_images)
+        if len(self.train_images) < config.batch_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} is larger than the training set "
+                f"({len(self.train_images)} images)"
+            )
+        self.model = model if model is not None else PixelCNN(**config.model_config(), seed=config.seed)
+        self.optimizer = optimizer if optimizer is not None else Adam(
+            self.model, lr=config.lr, clip_norm=config.clip_norm
+        )
+        self.state = state if state is not None else TrainState()
+        self._epoch_order = (None, None)
+
+    # -- data order -------------------------------------------------------
+    def batch_indices(self, step):
+        """Indices of the training images used at update ``step``."""
+        per_epoch = len(self.train_images) // self.config.batch_size     # the last partial batch is dropped
+        epoch, position = divmod(step, per_epoch)
+        if self._epoch_order[0] != epoch:
+            order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_images))
+            self._epoch_order = (epoch, order)
+        start = position * self.config.batch_size
+        return self._epoch_order[1][start:start + self.config.batch_size]
+
+    # -- one update -------------------------------------------------------
+    def train_step(self):
+        """One Adam update on the next minibatch; returns its loss in nats per dimension."""
+        step = self.state.step
+        batch = self.train_images[self.batch_indices(step)]
+        logits = self.model.forward(to_model_input(batch, self.config.levels))
+        if not np.isfinite(logits).all():
+            raise TrainingDiverged(
+                f"the model's outputs became NaN or infinite at step {step} "
+                f"(learning rate {self.optimizer.lr:.3g}); lower --lr or keep --clip-norm on"
+            )
+        loss, dlogits = softmax_cross_entropy(logits, batch)
+        self.model.backward(dlogits)
+        self.optimizer.lr = learning_rate(self.config, step)
+        self.optimizer.step()
+        if not math.isfinite(self.optimizer.last_grad_norm or 0.0):
+            raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
+        self.state.step += 1
+        return loss
+
+    # -- the loop ---------------------------------------------------------
+    def run(self, max_steps=None, on_checkpoint=None, checkpoint_every=300.0, progress=True):
+        """Train until ``config.total_steps`` (or ``max_steps`` more), or Ctrl-C.
+
+        Args:
+            max_steps: stop after this many more steps (None: run to the end).
+            on_checkpoint: called as ``on_checkpoint(trainer)`` after every test
+                evaluation, every ``checkpoint_every`` seconds and when the loop
+                ends (normally or by Ctrl-C; not when training diverges, so the
+                last good checkpoint stays).
+            progress: show a tqdm bar with bits/dim and images per second.
+
+        Returns the :class:`TrainState`. Raises :class:`TrainingDiverged` when
+        the loss becomes NaN or infinite.
+        """
+        cfg, state = self.config, self.state
+        end = cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
+        eval_every = max(cfg.total_steps // max(cfg.evals, 1), 1)
+        record_every = max(min(50, eval_every), 1)
+        losses, last_save = [], time.perf_counter()
+        bar = tqdm(total=cfg.total_steps, initial=state.step, desc="training", unit="step",
+                   disable=not progress, dynamic_ncols=True)
+        with stop_on_interrupt() as stop:
+            try:
+                while state.step < end and not stop.is_set():
+                    started = time.perf_counter()
+                    losses.append(self.train_step())
+                    seconds = time.perf_counter() - started
+                    state.train_seconds += seconds
+                    bar.update(1)
+                    bar.set_postfix(bits=f"{nats_to_bits(losses[-1]):.4f}",
+                                    img_s=f"{cfg.batch_size / seconds:.0f}", refresh=False)
+                    at_eval = state.step % eval_every == 0 or state.step == cfg.total_steps
+                    if state.step % record_every == 0 or at_eval:
+                        self.record(losses, test=at_eval)
+                        losses = []
+                        if at_eval:
+                            bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
+                    due = at_eval or time.perf_counter() - last_save > checkpoint_every
+                    if on_checkpoint and due:
+                        on_checkpoint(self)
+                        last_save = time.perf_counter()
+            finally:
+                bar.close()
+        if losses:
+            self.record(losses, test=False)
+        if on_checkpoint:
+            on_checkpoint(self)
+        self.interrupted = stop.is_set()
+        return state
+
+    def record(self, losses, test):
+        """Append one history entry: mean train bits/dim of ``losses``, and the test set if asked."""
+        test_bits = nats_to_bits(evaluate(self.model, self.test_images)) if test else None
+        self.state.history.append({
+            "step": self.state.step,
+            "time": round(self.state.train_seconds, 3),
+            "lr": self.optimizer.lr,
+            "train_bits": nats_to_bits(float(np.mean(losses))) if losses else None,
+            "test_bits": test_bits,
+        })
+
+    def checkpoint_meta(self):
+        """The JSON metadata a checkpoint of this run needs to resume it exactly."""
+        return {
+            "train": asdict(self.config),
+            "state": {"step": self.state.step, "train_seconds": self.state.train_seconds},
+            "rng": {"data_order": "numpy default_rng([seed, epoch]).permutation(N)",
+                    "seed": self.config.seed,
+                    "epoch_and_batch": divmod(self.state.step, len(self.train_images) // self.config.batch_size)},
+            "history": self.state.history,
+        }
+
+
+@contextmanager
+def stop_on_interrupt():
+    """Turn Ctrl-C (SIGINT) into a flag the loop checks between steps.
+
+    An interrupt in the middle of ``optimizer.step()`` would leave some
+    parameters updated and others not; with the flag the current step finishes,
+    the loop ends and the caller saves a consistent checkpoint. A second Ctrl-C
+    raises KeyboardInterrupt as usual.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop                        # signals only reach the main thread
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nCtrl-C: finishing this step and saving; press it again to abort without saving.")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def steps_for_epochs(epochs, n_images, batch_size):
+    """Number of updates in ``epochs`` passes over ``n_images`` (partial batches dropped)."""
+    return max(int(round(epochs * (n_images // batch_size))), 1)
+
+
+def steps_for_minutes(trainer, minutes, probe_steps=20):
+    """Estimate how many steps fit in ``minutes`` of training by timing a few.
+
+    The probe runs real steps on a copy of nothing: it trains the model for
+    ``probe_steps`` steps and then rewinds model, optimizer and state, so the
+    run itself is unaffected. Returns the estimate (at least 1).
+    """
+    saved = ({k: p.copy() for k, p in trainer.model.params.items()},
+             {k: m.copy() for k, m in trainer.optimizer.m.items()},
+             {k: v.copy() for k, v in trainer.optimizer.v.items()},
+             trainer.optimizer.t, trainer.state.step)
+    trainer.train_step()                   # the first step allocates buffers: not timed
+    started = time.perf_counter()
+    for _ in range(probe_steps):
+        trainer.train_step()
+    per_step = (time.perf_counter() - started) / probe_steps
+    params, m, v, t, step = saved
+    for name in params:
+        trainer.model.params[name][...] = params[name]
+        trainer.optimizer.m[name][...] = m[name]
+        trainer.optimizer.v[name][...] = v[name]
+    trainer.optimizer.t, trainer.state.step = t, step
+    return max(int(minutes * 60 / per_step), 1), per_step
