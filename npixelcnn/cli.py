@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .data import MNISTDownloadError, load_mnist, quantize
 from .files import write_json_atomically
 from .losses import nats_per_image, nats_to_bits
 from .sampling import sample
-from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, TrainState, evaluate,
-                    steps_for_epochs, steps_for_minutes)
+from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, steps_for_epochs,
+                    steps_for_minutes)
 from .viz import plot_history, save_image_grid
 
 TRAIN_EXAMPLES = """examples:
@@ -116,9 +116,10 @@ def run_train(args):
           f"{cfg.levels} levels; writing to {out}/")
 
     def save(t):
-        save_checkpoint(t.model, out / "checkpoint.npz", t.optimizer,
-                        command=args.command_line, metrics=metrics(t), **t.checkpoint_meta())
+        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t))
 
+    if trainer.state.step == 0:
+        save(trainer)          # from the start there is a good checkpoint to fall back on
     started = time.perf_counter()
     try:
         trainer.run(on_checkpoint=save, progress=not args.no_progress)
@@ -136,7 +137,8 @@ def run_train(args):
               f"python -m npixelcnn train --resume {out / 'checkpoint.npz'}")
         return 0
     if args.samples > 0:
-        images = sample(trainer.model, args.samples, seed=cfg.seed, progress=not args.no_progress)
+        images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
+                        progress=not args.no_progress)
         np.save(out / "samples.npy", images)
         save_image_grid(images, cfg.levels, out / "samples.png")
     bits = state.last_test_bits
@@ -185,17 +187,12 @@ def resume_trainer(args):
     if overridden:
         raise UsageError(f"--resume continues the saved run exactly; it cannot change "
                          f"{', '.join('--' + n.replace('_', '-') for n in overridden)}")
-    ckpt = load_checkpoint(args.resume)
-    if "train" not in ckpt.meta or ckpt.optimizer is None:
-        raise UsageError(f"{args.resume} holds a model but no training state to resume")
-    config = TrainConfig(**ckpt.meta["train"])
-    state = TrainState(step=ckpt.meta["state"]["step"], train_seconds=ckpt.meta["state"]["train_seconds"],
-                       history=ckpt.meta["history"])
-    train_images, test_images = load_levels(args.data_dir, config.levels)
-    trainer = Trainer(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
+    levels = load_checkpoint(args.resume).model.levels
+    train_images, test_images = load_levels(args.data_dir, levels)
+    trainer = Trainer.resume(args.resume, train_images, test_images)
     out = Path(args.out) if args.out else Path(args.resume).parent
     out.mkdir(parents=True, exist_ok=True)
-    print(f"resuming {args.resume} at step {state.step} of {config.total_steps}")
+    print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")
     return trainer, out
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
 from .model import PixelCNN
@@ -152,6 +153,7 @@ class Trainer:
         )
         self.state = state if state is not None else TrainState()
         self._epoch_order = (None, None)
+        self.interrupted = False          # set by run() when Ctrl-C ended it
 
     # -- data order -------------------------------------------------------
     def batch_indices(self, step):
@@ -169,16 +171,19 @@ class Trainer:
         """One Adam update on the next minibatch; returns its loss in nats per dimension."""
         step = self.state.step
         batch = self.train_images[self.batch_indices(step)]
-        logits = self.model.forward(to_model_input(batch, self.config.levels))
-        if not np.isfinite(logits).all():
-            raise TrainingDiverged(
-                f"the model's outputs became NaN or infinite at step {step} "
-                f"(learning rate {self.optimizer.lr:.3g}); lower --lr or keep --clip-norm on"
-            )
-        loss, dlogits = softmax_cross_entropy(logits, batch)
-        self.model.backward(dlogits)
-        self.optimizer.lr = learning_rate(self.config, step)
-        self.optimizer.step()
+        # Overflow shows up as inf/NaN, which is checked right below with a clear
+        # message; NumPy's RuntimeWarnings would only bury it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = self.model.forward(to_model_input(batch, self.config.levels))
+            if not np.isfinite(logits).all():
+                raise TrainingDiverged(
+                    f"the model's outputs became NaN or infinite at step {step} (learning rate "
+                    f"{self.optimizer.lr:.3g}); try a lower --lr, and keep gradient clipping on"
+                )
+            loss, dlogits = softmax_cross_entropy(logits, batch)
+            self.model.backward(dlogits)
+            self.optimizer.lr = learning_rate(self.config, step)
+            self.optimizer.step()
         if not math.isfinite(self.optimizer.last_grad_norm or 0.0):
             raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
         self.state.step += 1
@@ -246,6 +251,22 @@ class Trainer:
             "test_bits": test_bits,
         })
 
+    def save(self, path, **meta):
+        """Write a checkpoint that :meth:`resume` continues exactly; extra ``meta`` is stored too."""
+        return save_checkpoint(self.model, path, self.optimizer, **self.checkpoint_meta(), **meta)
+
+    @classmethod
+    def resume(cls, path, train_images, test_images):
+        """Rebuild the Trainer saved by :meth:`save`, at the step where it stopped."""
+        ckpt = load_checkpoint(path)
+        if ckpt.optimizer is None or "train" not in ckpt.meta or "state" not in ckpt.meta:
+            raise CheckpointError(f"{path} holds a model but no training state to resume")
+        config = TrainConfig(**ckpt.meta["train"])
+        saved = ckpt.meta["state"]
+        state = TrainState(step=saved["step"], train_seconds=saved["train_seconds"],
+                           history=ckpt.meta.get("history", []))
+        return cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
+
     def checkpoint_meta(self):
         """The JSON metadata a checkpoint of this run needs to resume it exactly."""
         return {
@@ -260,7 +281,7 @@ class Trainer:
 
 @contextmanager
 def stop_on_interrupt():
-    """Turn Ctrl-C (SIGINT) into a flag the loop checks between steps.
+    """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a flag the loop checks between steps.
 
     An interrupt in the middle of ``optimizer.step()`` would leave some
     parameters updated and others not; with the flag the current step finishes,
@@ -276,13 +297,15 @@ def stop_on_interrupt():
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nCtrl-C: finishing this step and saving; press it again to abort without saving.")
+        print(f"\n{signal.Signals(signum).name}: finishing this step and saving; "
+              f"press Ctrl-C again to abort without saving.")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
 
 
 def steps_for_epochs(epochs, n_images, batch_size):

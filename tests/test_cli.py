@@ -1,0 +1,148 @@
+"""The command line, end to end, on a few hundred real MNIST images."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import npixelcnn as npc
+from npixelcnn import cli
+from npixelcnn.train import Trainer
+
+FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def few_mnist_images(monkeypatch, mnist_dir):
+    """The CLI reads real MNIST, cut to 256 training and 32 test images and to their central
+    12 x 12 pixels (sampling visits every pixel), so each run takes about a second."""
+    cache = {split: npc.load_mnist(split, mnist_dir) for split in ("train", "test")}
+
+    def load_mnist(split="train", data_dir=None):
+        images, labels = cache[split]
+        n = 256 if split == "train" else 32
+        return images[:n, 8:20, 8:20], labels[:n]
+
+    monkeypatch.setattr(cli, "load_mnist", load_mnist)
+
+
+def run(*args):
+    return cli.main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"]])
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(command + ["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: python -m npixelcnn" in text
+    if command:
+        assert "examples:" in text and "python -m npixelcnn " + command[0] in text
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "npixelcnn", "eval", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--checkpoint" in result.stdout
+
+
+def test_train_writes_checkpoint_metrics_plots_and_samples_and_eval_reports_the_nll(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--steps", 4, *FAST[:-3], "--samples", 2, "--no-progress", "--out", out) == 0
+    for name in ("checkpoint.npz", "metrics.json", "loss_curve.png", "samples.png", "samples.npy"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["metrics"]["step"] == 4
+    assert metrics["command"].startswith("python -m npixelcnn train --steps 4")
+    samples = np.load(out / "samples.npy")
+    assert samples.shape == (2, 12, 12) and samples.max() < 4
+
+    ckpt = npc.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.meta["command"] == metrics["command"]
+    assert ckpt.meta["metrics"]["test_bits_per_dim"] == metrics["metrics"]["test_bits_per_dim"]
+    capsys.readouterr()
+    assert run("eval", "--checkpoint", out / "checkpoint.npz") == 0
+    printed = capsys.readouterr().out
+    bits = metrics["metrics"]["test_bits_per_dim"]
+    assert f"{bits:.4f} bits/dim" in printed and "nats/image" in printed
+
+
+def test_a_time_budget_is_turned_into_a_number_of_steps(tmp_path, capsys):
+    assert run("train", "--minutes", 0.01, *FAST, "--out", tmp_path / "run") == 0
+    steps = npc.load_checkpoint(tmp_path / "run" / "checkpoint.npz").meta["train"]["total_steps"]
+    assert 1 <= steps < 200
+    assert f"{steps} steps" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_and_resume_then_matches_a_run_that_was_never_stopped(tmp_path, monkeypatch, capsys):
+    assert run("train", "--steps", 6, *FAST, "--out", tmp_path / "straight") == 0
+
+    original_step = Trainer.train_step
+
+    def interrupted_step(self):
+        loss = original_step(self)
+        if self.state.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    assert run("train", "--steps", 6, *FAST, "--out", tmp_path / "stopped") == 0
+    assert "resume with" in capsys.readouterr().out
+    saved = npc.load_checkpoint(tmp_path / "stopped" / "checkpoint.npz")
+    assert saved.meta["state"]["step"] == 2              # stopped between two steps, saved
+
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    assert run("train", "--resume", tmp_path / "stopped" / "checkpoint.npz", "--samples", 0, "--no-progress") == 0
+    straight = npc.load_checkpoint(tmp_path / "straight" / "checkpoint.npz").model.params
+    resumed = npc.load_checkpoint(tmp_path / "stopped" / "checkpoint.npz").model.params
+    for name in straight:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+
+
+def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--steps", 30, "--lr", 1e5, *FAST, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "last good checkpoint is kept" in err
+    ckpt = npc.load_checkpoint(out / "checkpoint.npz")           # loads: finite, complete
+    assert ckpt.meta["state"]["step"] < 30
+    assert all(np.isfinite(p).all() for p in ckpt.model.params.values())
+
+
+@pytest.mark.parametrize("levels", [2, 256])
+def test_two_and_256_levels_train_from_the_cli(levels, tmp_path):
+    assert run("train", "--levels", levels, "--steps", 2, *FAST, "--out", tmp_path / "run") == 0
+    assert npc.load_checkpoint(tmp_path / "run" / "checkpoint.npz").model.levels == levels
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--levels", "1"], "--levels must be between 2 and 256"),
+    (["train", "--levels", "300"], "--levels must be between 2 and 256"),
+    (["train", "--lr", "-1"], "--lr must be positive"),
+    (["train", "--minutes", "0"], "--minutes must be positive"),
+    (["train", "--resume", "x.npz", "--lr", "1e-3"], "cannot change --lr"),
+    (["eval", "--checkpoint", "missing.npz"], "no checkpoint at missing.npz"),
+])
+def test_bad_options_give_one_clear_line(args, message, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, capsys):
+    assert run("train", "--steps", 1, *FAST, "--out", tmp_path / "run") == 0
+    before = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    assert run("train", "--steps", 1, *FAST, "--out", tmp_path / "run") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before
+
+
+def test_eval_of_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "notes.npz").write_text("not a checkpoint")
+    assert run("eval", "--checkpoint", tmp_path / "notes.npz") == 2
+    assert "not an npixelcnn checkpoint" in capsys.readouterr().err
