@@ -75,6 +75,9 @@ def save_checkpoint(model, path, optimizer=None, **meta):
         }
         arrays.update({f"adam_m/{name}": m for name, m in optimizer.m.items()})
         arrays.update({f"adam_v/{name}": v for name, v in optimizer.v.items()})
+    clashes = sorted(set(meta) & set(header))      # e.g. version=...: would make the file unreadable
+    if clashes:
+        raise TypeError(f"checkpoint metadata cannot use the reserved names {clashes}")
     header.update(meta)
     try:
         arrays["meta"] = np.array(json.dumps(header))
@@ -111,8 +114,13 @@ def load_checkpoint(path):
                 f"them could run arbitrary code, so it is refused"
             ) from None
         raise CheckpointError(f"{path} is not a readable .npz archive: {err}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+    # RuntimeError: zipfile's answer to corrupt flag or compression fields
+    # ("encrypted", NotImplementedError "compression method is not supported").
+    except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError) as err:
         raise CheckpointError(f"{path} is not a complete .npz archive (truncated or corrupt?): {err}") from None
+    not_arrays = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:      # np.load returns a zip member without the .npy header as raw bytes
+        raise CheckpointError(f"{path}: the entries {not_arrays[:5]} are not .npy arrays")
     return _rebuild(path, arrays)
 
 
@@ -127,10 +135,15 @@ def _rebuild(path, arrays):
 
     optimizer = None
     if "optimizer" in meta:
-        settings = dict(meta["optimizer"])
-        settings.pop("name", None)
-        t = settings.pop("t")
-        optimizer = Adam(model, **settings)
+        try:
+            settings = dict(meta["optimizer"])
+            settings.pop("name", None)
+            t = settings.pop("t")
+            if not isinstance(t, int) or t < 0:
+                raise ValueError(f"step count t must be an int >= 0, got {t!r}")
+            optimizer = Adam(model, **settings)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: invalid optimizer settings {meta['optimizer']}: {err!r}") from None
         optimizer.t = t
         _copy_into(path, optimizer.m, arrays, "adam_m", meta["model"])
         _copy_into(path, optimizer.v, arrays, "adam_v", meta["model"])
@@ -146,7 +159,9 @@ def _read_meta(path, arrays):
         raise CheckpointError(f"{path}: its metadata is not valid JSON: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
         raise CheckpointError(f"{path}: its metadata does not describe an npixelcnn checkpoint")
-    if meta.get("version", 0) > VERSION:
+    if not isinstance(meta.get("version"), int):
+        raise CheckpointError(f"{path}: its metadata has no integer format version")
+    if meta["version"] > VERSION:
         raise CheckpointError(
             f"{path} was written by a newer npixelcnn (checkpoint version {meta['version']}, "
             f"this one reads up to {VERSION}); upgrade npixelcnn"

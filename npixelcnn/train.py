@@ -314,11 +314,14 @@ def steps_for_epochs(epochs, n_images, batch_size):
 
 
 def steps_for_minutes(trainer, minutes, probe_steps=20):
-    """Estimate how many steps fit in ``minutes`` of training by timing a few.
+    """How many steps fit in ``minutes`` of training, from timing a few real ones.
 
-    The probe runs real steps on a copy of nothing: it trains the model for
-    ``probe_steps`` steps and then rewinds model, optimizer and state, so the
-    run itself is unaffected. Returns the estimate (at least 1).
+    The schedule needs the run's length in steps before it starts, so a time
+    budget is turned into steps once, here. The probe trains for
+    ``probe_steps`` + 1 steps, then rewinds the parameters, Adam's state and
+    the step count, so the run itself starts from the untouched model.
+
+    Returns (steps, seconds per step).
     """
     saved = ({k: p.copy() for k, p in trainer.model.params.items()},
              {k: m.copy() for k, m in trainer.optimizer.m.items()},
