@@ -118,9 +118,6 @@ def load_checkpoint(path):
     # ("encrypted", NotImplementedError "compression method is not supported").
     except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, KeyError) as err:
         raise CheckpointError(f"{path} is not a complete .npz archive (truncated or corrupt?): {err}") from None
-    not_arrays = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
-    if not_arrays:      # np.load returns a zip member without the .npy header as raw bytes
-        raise CheckpointError(f"{path}: the entries {not_arrays[:5]} are not .npy arrays")
     return _rebuild(path, arrays)
 
 
@@ -181,6 +178,8 @@ def _copy_into(path, targets, arrays, prefix, config):
         )
     for name, target in targets.items():
         value = arrays[f"{prefix}/{name}"]
+        if not isinstance(value, np.ndarray):      # np.load gives a member without a .npy header as bytes
+            raise CheckpointError(f"{path}: {prefix}/{name} is not a .npy array")
         if value.shape != target.shape:
             raise CheckpointError(
                 f"{path}: {prefix}/{name} has shape {value.shape}, but the architecture "
