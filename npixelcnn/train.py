@@ -33,7 +33,7 @@ from .validation import check_positive_int
 # train well in two hours (see the README for the measurements behind them);
 # "seed" is the seed tutorial's architecture.
 PRESETS = {
-    "small": dict(hidden=32, blocks=5, head=64, batch_size=32, lr=3e-3, warmup_steps=100),
+    "small": dict(hidden=32, blocks=5, head=64, batch_size=16, lr=6e-3, warmup_steps=100),
     "medium": dict(hidden=32, blocks=10, head=64, batch_size=32, lr=3e-3, warmup_steps=200),
     "seed": dict(hidden=64, blocks=15, head=128, batch_size=64, lr=2e-3, warmup_steps=200),
 }
