@@ -1,0 +1,43 @@
+"""Compare training configurations at an equal time budget (how the `small` preset was chosen).
+
+Each configuration trains for --minutes on this machine with its own warmup and cosine
+schedule (the time budget is turned into steps by timing 20 steps, as `train --minutes`
+does), then is scored on the first --test-images test images.
+
+    python benchmarks/equal_time_sweep.py --minutes 3 32,5,64,16,6e-3 32,5,64,32,3e-3
+
+Each configuration is hidden,blocks,head,batch,lr. Prints one JSON line per configuration.
+"""
+
+import argparse
+import json
+
+import npixelcnn as npc  # first: sets the BLAS thread timeout before NumPy loads
+from npixelcnn.train import Trainer, TrainConfig, steps_for_minutes
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help="hidden,blocks,head,batch,lr")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--test-images", type=int, default=2000)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    train_images = npc.quantize(npc.load_mnist("train", args.data_dir)[0], args.levels)
+    test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
+    for spec in args.configs:
+        hidden, blocks, head, batch, lr = spec.split(",")
+        config = TrainConfig(levels=args.levels, hidden=int(hidden), blocks=int(blocks), head=int(head),
+                             batch_size=int(batch), lr=float(lr), warmup_steps=100, evals=1)
+        trainer = Trainer(config, train_images, test_images)
+        config.total_steps, seconds_per_step = steps_for_minutes(trainer, args.minutes)
+        trainer.run(progress=False)
+        print(json.dumps({"config": spec, "steps": config.total_steps,
+                          "ms_per_step": round(seconds_per_step * 1000),
+                          "train_minutes": round(trainer.state.train_seconds / 60, 2),
+                          "test_bits": round(trainer.state.last_test_bits, 4)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
