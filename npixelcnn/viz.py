@@ -97,6 +97,7 @@ def plot_history(history, path=None, ax=None):
         if last.get("time") is not None:
             note += f" after {last['time'] / 60:.1f} min"
         ax.annotate(note, xy=test[-1], xytext=(-4, 8), textcoords="offset points", ha="right")
+    _zoom_past_the_first_steps(ax, train, test)
     ax.set_xlabel("step")
     ax.set_ylabel("bits / dim")
     ax.grid(True, alpha=0.3)
@@ -105,6 +106,22 @@ def plot_history(history, path=None, ax=None):
     if path is not None:
         write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
     return fig
+
+
+def _zoom_past_the_first_steps(ax, train, test):
+    """Fit the y-axis to the test points and the later training losses.
+
+    The loss falls from ln(levels) to near its final value within the first few
+    percent of a run; scaled to include that drop, every later improvement would
+    be squeezed into a flat line at the bottom of the plot.
+    """
+    later_train = [bits for _, bits in train[len(train) // 10:]]
+    values = later_train + [bits for _, bits in test]
+    if len(values) < 2:
+        return
+    low, high = min(values), max(values)
+    margin = 0.1 * (high - low) or 0.01 * high
+    ax.set_ylim(low - margin, high + margin)
 
 
 def show_levels(images, levels, ax=None, title=None):
