@@ -187,7 +187,7 @@ def test_show_levels_without_an_axis_makes_a_pyplot_figure():
 def test_plot_history_zooms_in_past_the_initial_drop():
     history = [{"step": s, "train_bits": 2.0 if s == 1 else 0.3 - s / 1e4,
                 "test_bits": 0.29 - s / 1e4 if s % 10 == 0 else None} for s in range(1, 101)]
-    fig = plot_history(history)
+    fig = viz.plot_history(history)
     low, high = fig.axes[0].get_ylim()
     assert high < 1.0                                  # the first step (2.0 bits) is off the chart
     tested = [h["test_bits"] for h in history if h["test_bits"] is not None]
