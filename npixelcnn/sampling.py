@@ -249,9 +249,10 @@ class CachedPixelCNN:
         if isinstance(layer, Conv2D) and layer.kernel_size == 1:
             return _DenseAt(layer, self.batch)
         if isinstance(layer, ReLU):
-            return _ReluAt(layer, self.batch, self.dtype)
+            return _ReluAt(layer)
         if isinstance(layer, ResidualBlock):
-            return _ResidualAt(layer, [self._compile(c, n) for n, c in layer.named_children()])
+            return _ResidualAt(layer, [self._compile(c, n) for n, c in layer.named_children()],
+                               self.batch, self.dtype)
         if isinstance(layer, Sequential):
             return _SequentialAt(layer, [self._compile(c, n) for n, c in layer.named_children()])
         raise TypeError(f"CachedPixelCNN: cannot run layer {name!r} ({type(layer).__name__}) "
@@ -279,11 +280,11 @@ class CachedPixelCNN:
     def prefill(self, images, upto):
         """Fill the caches at every pixel before raster index ``upto`` from given ``images``.
 
-        Runs the model's own layers on whole rows, up to the row that holds
-        pixel ``upto``: a causal layer never reads a lower row, so cropping
-        the image below changes nothing above. Only the positions before
-        ``upto`` are stored; the pixels at and after it are never read here
-        beyond that crop, and never stored.
+        Runs the model's own layers (a batched forward pass) on the rows up to
+        the one that holds pixel ``upto``: a causal layer never reads a lower
+        row, so cropping the image below changes nothing above. The pixels of
+        that last row from ``upto`` on go through the layers too, but nothing
+        before ``upto`` depends on them, and their activations are not stored.
 
         Args:
             images: (B, H, W) integer levels, final before ``upto``.
@@ -292,12 +293,20 @@ class CachedPixelCNN:
         height, width = self.shape
         if upto <= 0:
             return
-        rows = min(upto // width + 1, height)       # full rows before upto, plus its own row
+        rows = min(upto // width + 1, height)       # the rows before upto, and its own row
         x = self._values[images[:, :rows]][..., None]                   # (B, rows, W, 1)
         self._first.store_before(x, upto)
-        x = self._first.layer.forward(x)
-        for step in self._steps:
-            x = step.full(x, upto)
+        model_layers = [self._first.layer] + [s.layer for s in self._steps]
+        was_training = [layer.training for layer in model_layers]
+        for layer in model_layers:
+            layer.eval()                            # no caches for a backward pass
+        try:
+            x = self._first.layer.forward(x)
+            for step in self._steps:
+                x = step.full(x, upto)
+        finally:
+            for layer, mode in zip(model_layers, was_training):
+                layer.train(mode)
 
 
 def _walk(steps):
@@ -385,12 +394,15 @@ class _DenseAt:
 
 
 class _ReluAt:
-    def __init__(self, layer, batch, dtype):
+    """A ReLU at one pixel, into its own buffer (allocated at the first call,
+    when the width of its input is known)."""
+
+    def __init__(self, layer):
         self.layer = layer
         self.out = None
 
     def __call__(self, x, i, j):
-        if self.out is None or self.out.shape != x.shape:
+        if self.out is None:
             self.out = np.empty_like(x)
         return np.maximum(x, 0, out=self.out)
 
@@ -399,6 +411,8 @@ class _ReluAt:
 
 
 class _SequentialAt:
+    """Children one after another, at one pixel or (``full``) on whole rows."""
+
     def __init__(self, layer, steps):
         self.layer, self.steps = layer, steps
 
@@ -416,12 +430,12 @@ class _SequentialAt:
 class _ResidualAt(_SequentialAt):
     """x + branch(x) at one pixel."""
 
+    def __init__(self, layer, steps, batch, dtype):
+        super().__init__(layer, steps)
+        self.out = np.empty((batch, 2 * layer.h), dtype)        # the residual stream, 2h wide
+
     def __call__(self, x, i, j):
-        y = super().__call__(x, i, j)
-        out = getattr(self, "out", None)
-        if out is None:
-            out = self.out = np.empty_like(x)
-        return np.add(x, y, out=out)
+        return np.add(x, super().__call__(x, i, j), out=self.out)
 
     def full(self, x, upto):
         return x + super().full(x, upto)
