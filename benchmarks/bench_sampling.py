@@ -1,0 +1,116 @@
+"""Time sampling: the naive loop, the cached sampler, and one full forward pass.
+
+    python benchmarks/bench_sampling.py                          # seed architecture, random weights
+    python benchmarks/bench_sampling.py --checkpoint checkpoints/model.npz
+    python benchmarks/bench_sampling.py --n 4 --naive-pixels 2 --repeats 1   # a quick check
+    python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
+
+The naive loop runs one full forward pass per pixel, whatever the pixel, so
+its time is measured on the first ``--naive-pixels`` pixels (with the real
+loop, through ``complete``) and multiplied by H*W / naive-pixels; the output
+says when it is extrapolated (``--naive-pixels 0`` runs all H*W of them).
+
+Targets from the issue: cached at least 500x faster than naive, and at most
+1.5x the time of one full forward pass of the same batch.
+"""
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import time
+
+import npixelcnn as npc  # before NumPy, so that OpenBLAS starts with a short spin timeout
+
+import numpy as np  # noqa: E402
+
+SEED_ARCH = dict(levels=4, hidden=64, blocks=15, head=128)
+
+
+def median_s(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench(model, label, n, shape, naive_pixels, repeats, profile):
+    height, width = shape
+    pixels = height * width
+    x = np.zeros((n, height, width, 1), model.dtype)
+    model.eval()
+    model.forward(x)                                                  # warm-up: buffers, BLAS threads
+    forward = median_s(lambda: model.forward(x), repeats)
+    model.train()
+
+    cached = median_s(lambda: npc.sample(model, n, shape, seed=0, method="cached"), repeats)
+
+    k = pixels if naive_pixels <= 0 else min(naive_pixels, pixels)
+    visible = np.ones(shape, bool)
+    visible.reshape(-1)[:k] = False                                   # the naive loop visits these k
+    images = np.zeros((n, height, width), np.uint8)
+    start = time.perf_counter()
+    npc.sampling.complete(model, images, visible, seed=0, method="naive")
+    naive = (time.perf_counter() - start) * pixels / k
+    how = "measured" if k == pixels else f"extrapolated from {k} of {pixels} pixels"
+
+    print(f"\n{label}: {n} images of {height}x{width}, {model.num_params():,} parameters, "
+          f"dtype {model.dtype}")
+    print(f"  one full forward pass  {forward:9.3f} s   (median of {repeats})")
+    print(f"  cached sampling        {cached:9.3f} s   (median of {repeats}; "
+          f"{1e3 * cached / pixels:.2f} ms per pixel)")
+    print(f"  naive sampling         {naive:9.1f} s   ({how})")
+    print(f"  naive / cached   = {naive / cached:8.0f}x   (target >= 500x)")
+    print(f"  cached / forward = {cached / forward:8.2f}x   (target <= 1.5x)")
+
+    if profile:
+        print_profile(model, n, shape)
+
+
+def print_profile(model, n, shape, top=10):
+    """cProfile one cached run; print the functions with the most own time, named by class."""
+    profiler = cProfile.Profile()
+    profiler.runcall(npc.sample, model, n, shape, seed=0, method="cached")
+    stats = pstats.Stats(profiler).stats        # {(file, line, name): (cc, calls, own, cumulative, callers)}
+    names = {}
+    for cls in vars(npc.sampling).values():
+        if isinstance(cls, type):
+            for attr, fn in vars(cls).items():
+                code = getattr(fn, "__code__", None)
+                if code is not None:
+                    names[(code.co_filename, code.co_firstlineno, code.co_name)] = f"{cls.__name__}.{attr}"
+    total = sum(own for _, _, own, _, _ in stats.values())
+    print(f"  where one cached run spends its time (cProfile, {total:.3f} s; own time, "
+          "a NumPy call's time counted in the method that makes it):")
+    rows = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    for key, (_, calls, own, _, _) in rows:
+        name = names.get(key, key[2] if key[0] == "~" else f"{key[2]} ({key[0].split('/')[-1]})")
+        print(f"    {own:7.3f} s {100 * own / total:5.1f}%  {calls:7d} calls  {name}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="also time this trained model (.npz)")
+    parser.add_argument("--n", type=int, default=64, help="images per batch (default 64)")
+    parser.add_argument("--size", type=int, nargs=2, default=(28, 28), metavar=("H", "W"),
+                        help="image size for the random-weight model (default 28 28)")
+    parser.add_argument("--naive-pixels", type=int, default=28,
+                        help="pixels of the naive loop to time before extrapolating (0: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of forward and cached, median")
+    parser.add_argument("--profile", action="store_true", help="profile one cached run")
+    args = parser.parse_args(argv)
+
+    print("Timings on this machine, whatever else it is running; one number per setting.")
+    if args.checkpoint:
+        model = npc.load_checkpoint(args.checkpoint).model
+        bench(model, f"checkpoint {args.checkpoint}", args.n, (28, 28), args.naive_pixels,
+              args.repeats, args.profile)
+    model = npc.PixelCNN(seed=0, **SEED_ARCH)
+    bench(model, f"seed architecture, random weights {SEED_ARCH}", args.n, tuple(args.size),
+          args.naive_pixels, args.repeats, args.profile)
+
+
+if __name__ == "__main__":
+    main()
