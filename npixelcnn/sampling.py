@@ -166,16 +166,17 @@ def _fill_cached(model, images, hidden, temperature, rng, progress):
         return images                                   # nothing hidden: nothing to draw
     height, width = images.shape[1:]
     first = pixels[0][0] * width + pixels[0][1]         # raster index of the first hidden pixel
+    last = pixels[-1][0] * width + pixels[-1][1]        # and of the last: nothing after it is needed
     net = CachedPixelCNN(model, len(images), (height, width))
     # Everything before the first hidden pixel is given: its activations are
     # computed in one batched pass over the rows that hold it.
     net.prefill(images, first)
     all_hidden = bool(hidden.all())
-    for q in tqdm(range(first, height * width), desc="sampling (cached)", unit="px",
+    for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
                   disable=not progress, leave=False):
         i, j = divmod(q, width)
-        # Every pixel from here on is computed, hidden or not: later pixels read
-        # the activations at this one.
+        # Every pixel up to the last hidden one is computed, hidden or not:
+        # later pixels read the activations at this one.
         logits = net.logits_at(i, j)                                       # (B, L)
         if all_hidden:
             images[:, i, j] = draw(logits, temperature, rng)
