@@ -11,7 +11,7 @@ The public API:
 * data: :func:`load_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
 * training: :class:`Trainer`, :class:`TrainConfig`, :func:`evaluate`, ``PRESETS``
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
-* sampling: :func:`sample`
+* sampling: :func:`sample`, :func:`complete`, :class:`CachedPixelCNN`
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
 """
 
@@ -37,17 +37,17 @@ from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy, total_n
 from .masks import causal_mask, kept_taps  # noqa: E402
 from .model import PixelCNN  # noqa: E402
 from .optim import SGD, Adam, clip_by_global_norm, global_norm  # noqa: E402
-from .sampling import sample  # noqa: E402
+from .sampling import CachedPixelCNN, complete, sample  # noqa: E402
 from .train import PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, learning_rate  # noqa: E402
 from .viz import image_grid, plot_history, save_image_grid, show_levels  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
+    "Adam", "CachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
     "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
-    "clip_by_global_norm", "col2im", "dequantize", "evaluate", "global_norm", "gradcheck",
+    "clip_by_global_norm", "col2im", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
     "im2col", "image_grid", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "to_model_input", "total_nll",
