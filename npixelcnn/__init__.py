@@ -39,7 +39,7 @@ from .model import PixelCNN  # noqa: E402
 from .optim import SGD, Adam, clip_by_global_norm, global_norm  # noqa: E402
 from .sampling import CachedPixelCNN, complete, sample  # noqa: E402
 from .train import PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, learning_rate  # noqa: E402
-from .viz import image_grid, plot_history, save_image_grid, show_levels  # noqa: E402
+from .viz import image_grid, plot_completions, plot_history, save_image_grid, show_levels  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,7 +48,7 @@ __all__ = [
     "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
     "clip_by_global_norm", "col2im", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
-    "im2col", "image_grid", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
+    "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "to_model_input", "total_nll",
 ]

@@ -1,4 +1,4 @@
-"""The command line: ``python -m npixelcnn train | eval``.
+"""The command line: ``python -m npixelcnn train | eval | sample | complete``.
 
 Each command is a thin layer over the library: it parses options, calls
 :mod:`npixelcnn.train`, :mod:`npixelcnn.checkpoint` and :mod:`npixelcnn.viz`,
@@ -19,10 +19,10 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import MNISTDownloadError, load_mnist, quantize
 from .files import write_json_atomically
 from .losses import nats_per_image, nats_to_bits
-from .sampling import sample
+from .sampling import METHODS, complete, sample
 from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, steps_for_epochs,
                     steps_for_minutes)
-from .viz import plot_history, save_image_grid
+from .viz import plot_completions, plot_history, save_image_grid
 
 TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train                                  # recommended: small preset, 4 levels, 15 minutes
@@ -35,6 +35,18 @@ TRAIN_EXAMPLES = """examples:
 EVAL_EXAMPLES = """examples:
   python -m npixelcnn eval --checkpoint checkpoints/pixelcnn_mnist4.npz
   python -m npixelcnn eval --checkpoint runs/small/checkpoint.npz --data-dir ../shared/mnist
+"""
+
+
+SAMPLE_EXAMPLES = """examples:
+  python -m npixelcnn sample --checkpoint checkpoints/pixelcnn_mnist4.npz --n 64 --out samples.png
+  python -m npixelcnn sample --checkpoint runs/small/checkpoint.npz --temperature 0.8 --seed 1 --out cold.png
+  python -m npixelcnn sample --checkpoint runs/small/checkpoint.npz --n 4 --method naive --out slow.png
+"""
+
+COMPLETE_EXAMPLES = """examples:
+  python -m npixelcnn complete --checkpoint checkpoints/pixelcnn_mnist4.npz --rows 14 --n 8 --out completions.png
+  python -m npixelcnn complete --checkpoint runs/small/checkpoint.npz --rows 10 --samples 5 --seed 3
 """
 
 
@@ -63,7 +75,8 @@ def main(argv=None):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m npixelcnn",
-        description="PixelCNN in pure NumPy: train on MNIST, evaluate in bits per dimension.",
+        description="PixelCNN in pure NumPy: train on MNIST, evaluate in bits per dimension, "
+                    "sample new images and complete hidden parts of test images.",
         epilog="Run 'python -m npixelcnn COMMAND --help' for a command's options and examples.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -101,7 +114,39 @@ def build_parser():
     evaluate_.add_argument("--data-dir", help="folder with the MNIST .gz files")
     evaluate_.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default: 500)")
     evaluate_.set_defaults(run=run_eval)
+
+    sample_ = commands.add_parser(
+        "sample", help="draw new images from a checkpoint", epilog=SAMPLE_EXAMPLES, formatter_class=formatter,
+        description="Sample images pixel by pixel; writes a PNG grid and the levels as OUT with .npy.")
+    add_sampling_options(sample_)
+    sample_.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample_.add_argument("--out", default="samples.png", help="PNG to write (default: samples.png)")
+    sample_.set_defaults(run=run_sample)
+
+    complete_ = commands.add_parser(
+        "complete", help="complete test images whose bottom part is hidden", epilog=COMPLETE_EXAMPLES,
+        formatter_class=formatter,
+        description="Show a checkpoint the top rows of MNIST test images and sample the rest. Writes "
+                    "a PNG (original | what the model sees | completions, side by side) and the "
+                    "completions as OUT with .npy.")
+    add_sampling_options(complete_)
+    complete_.add_argument("--rows", type=int, default=14, help="rows the model sees (default: 14)")
+    complete_.add_argument("--n", type=int, default=8, help="test images to complete (default: 8)")
+    complete_.add_argument("--samples", type=int, default=4, help="completions per image (default: 4)")
+    complete_.add_argument("--data-dir", help="folder with the MNIST .gz files")
+    complete_.add_argument("--out", default="completions.png", help="PNG to write (default: completions.png)")
+    complete_.set_defaults(run=run_complete)
     return parser
+
+
+def add_sampling_options(parser):
+    parser.add_argument("--checkpoint", required=True, help="a .npz written by 'train'")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same images (default: 0)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="below 1: sharper, less varied images; above 1: noisier (default: 1)")
+    parser.add_argument("--method", choices=METHODS, default="cached",
+                        help="cached (fast, default) or naive (a full forward pass per pixel)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 # -- train ------------------------------------------------------------------
@@ -138,7 +183,7 @@ def run_train(args):
         return 0
     if args.samples > 0:
         images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
-                        progress=not args.no_progress)
+                        method="cached", progress=not args.no_progress)
         np.save(out / "samples.npy", images)
         save_image_grid(images, cfg.levels, out / "samples.png")
     bits = state.last_test_bits
@@ -233,6 +278,51 @@ def run_eval(args):
     print(f"test NLL: {nats_to_bits(nats):.4f} bits/dim = {nats:.4f} nats/dim "
           f"= {nats_per_image(nats):.2f} nats/image  ({seconds:.1f} s)")
     return 0
+
+
+# -- sample and complete -----------------------------------------------------
+def run_sample(args):
+    model = load_checkpoint(args.checkpoint).model
+    out = png_path(args.out)
+    started = time.perf_counter()
+    images = sample(model, args.n, temperature=args.temperature, seed=args.seed, method=args.method,
+                    progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    np.save(out.with_suffix(".npy"), images)
+    save_image_grid(images, model.levels, out)
+    print(f"sampled {args.n} images in {seconds:.1f} s ({args.method}); wrote {out} and "
+          f"{out.with_suffix('.npy')}")
+    return 0
+
+
+def run_complete(args):
+    model = load_checkpoint(args.checkpoint).model
+    out = png_path(args.out)
+    test_images, _ = load_mnist("test", args.data_dir)
+    if not 1 <= args.n <= len(test_images):
+        raise UsageError(f"--n must be between 1 and {len(test_images)}, got {args.n}")
+    originals = quantize(test_images[:args.n], model.levels)
+    if not 0 <= args.rows <= originals.shape[1]:
+        raise UsageError(f"--rows must be between 0 and {originals.shape[1]}, got {args.rows}")
+    started = time.perf_counter()
+    completions = complete(model, originals, args.rows, n_samples=args.samples, temperature=args.temperature,
+                           seed=args.seed, method=args.method, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    np.save(out.with_suffix(".npy"), completions)
+    visible = np.zeros(originals.shape[1:], dtype=bool)
+    visible[:args.rows] = True
+    plot_completions(originals, visible, completions, model.levels, path=out)
+    print(f"completed {args.n} test images x {args.samples} from their top {args.rows} rows in "
+          f"{seconds:.1f} s ({args.method}); wrote {out} and {out.with_suffix('.npy')}")
+    return 0
+
+
+def png_path(out):
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 if __name__ == "__main__":

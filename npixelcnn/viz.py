@@ -124,6 +124,47 @@ def _zoom_past_the_first_steps(ax, train, test):
     ax.set_ylim(low - margin, high + margin)
 
 
+def plot_completions(originals, visible, completions, levels, path=None, scale=3):
+    """One row per image: the original | what the model sees | its completions.
+
+    Args:
+        originals: (N, H, W) integer levels.
+        visible: (H, W) or (N, H, W) bool, True where the model was shown the pixel.
+        completions: (N, S, H, W) integer levels, S completions per image.
+        levels: number of intensity levels.
+        path: if given, also save the figure there as a PNG.
+        scale: inches per 10 cells of the figure, roughly.
+
+    Hidden pixels are drawn in mid-gray in the middle column, so the part the
+    model had to invent stands out. Returns the matplotlib Figure.
+    """
+    originals = _check_images(originals, levels)
+    completions = np.asarray(completions)
+    n, h, w = originals.shape
+    if completions.ndim != 4 or completions.shape[0] != n or completions.shape[2:] != (h, w):
+        raise ValueError(f"completions must be (N, S, H, W) = ({n}, S, {h}, {w}), got shape {completions.shape}")
+    visible = np.broadcast_to(np.asarray(visible, dtype=bool), (n, h, w))
+    per_row = 2 + completions.shape[1]
+    cells = np.concatenate([originals[:, None], originals[:, None], completions], axis=1)
+    grid = image_grid(cells.reshape(-1, h, w), levels, ncols=per_row)
+    for i in range(n):                                   # gray out what the model did not see
+        top, left = 1 + i * (h + 1), 1 + (w + 1)
+        cell = grid[top:top + h, left:left + w]
+        cell[~visible[i]] = PAD_GRAY
+    fig = Figure(figsize=(scale * per_row / 3, scale * n / 3 + 0.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([1 + (w + 1) * c + w / 2 for c in range(per_row)])
+    ax.set_xticklabels(["original", "model sees"] + [f"sample {k + 1}" for k in range(per_row - 2)],
+                       fontsize=8)
+    ax.xaxis.set_ticks_position("top")
+    ax.tick_params(length=0)
+    ax.set_yticks([])
+    if path is not None:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    return fig
+
+
 def show_levels(images, levels, ax=None, title=None):
     """Draw image_grid(images, levels) on an axis, in gray, without ticks.
 

@@ -146,3 +146,45 @@ def test_eval_of_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, caps
     (tmp_path / "notes.npz").write_text("not a checkpoint")
     assert run("eval", "--checkpoint", tmp_path / "notes.npz") == 2
     assert "not an npixelcnn checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return npc.save_checkpoint(npc.PixelCNN(levels=4, hidden=4, blocks=1, head=8, seed=0),
+                               tmp_path / "model.npz")
+
+
+def test_sample_writes_a_grid_and_the_levels_and_a_seed_repeats_them(checkpoint, tmp_path):
+    assert run("sample", "--checkpoint", checkpoint, "--n", 3, "--seed", 5, "--out", tmp_path / "a.png",
+               "--no-progress") == 0
+    assert run("sample", "--checkpoint", checkpoint, "--n", 3, "--seed", 5, "--out", tmp_path / "b.png",
+               "--no-progress") == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (3, 28, 28) and a.dtype == np.uint8 and a.max() < 4
+    np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_complete_keeps_the_top_rows_of_test_images(checkpoint, tmp_path, mnist_dir):
+    out = tmp_path / "c.png"
+    assert run("complete", "--checkpoint", checkpoint, "--rows", 5, "--n", 3, "--samples", 2,
+               "--out", out, "--no-progress") == 0
+    completions = np.load(tmp_path / "c.npy")
+    assert completions.shape == (3, 2, 12, 12)               # the fixture's 12 x 12 test images
+    originals = npc.quantize(npc.load_mnist("test", mnist_dir)[0][:3, 8:20, 8:20], 4)
+    np.testing.assert_array_equal(completions[:, :, :5], np.repeat(originals[:, None, :5], 2, axis=1))
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sample", "--temperature", "0"], "temperature must be a finite number > 0"),
+    (["sample", "--n", "0"], "n must be at least 1"),
+    (["sample", "--out", "samples.jpg"], "--out must be a .png file"),
+    (["complete", "--rows", "99"], "--rows must be between 0 and 12"),
+    (["complete", "--n", "0"], "--n must be between 1 and 32"),
+])
+def test_bad_sampling_options_give_one_clear_line(args, message, checkpoint, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args + ["--checkpoint", str(checkpoint), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
