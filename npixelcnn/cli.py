@@ -17,7 +17,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import MNISTDownloadError, load_mnist, quantize
-from .files import write_json_atomically
+from .files import write_json_atomically, write_npy_atomically
 from .losses import nats_per_image, nats_to_bits
 from .sampling import METHODS, complete, sample
 from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, steps_for_epochs,
@@ -184,7 +184,7 @@ def run_train(args):
     if args.samples > 0:
         images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
                         method="cached", progress=not args.no_progress)
-        np.save(out / "samples.npy", images)
+        write_npy_atomically(out / "samples.npy", images)
         save_image_grid(images, cfg.levels, out / "samples.png")
     bits = state.last_test_bits
     print(f"done: step {state.step}, {state.train_seconds / 60:.1f} min of training "
@@ -288,7 +288,7 @@ def run_sample(args):
     images = sample(model, args.n, temperature=args.temperature, seed=args.seed, method=args.method,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - started
-    np.save(out.with_suffix(".npy"), images)
+    write_npy_atomically(out.with_suffix(".npy"), images)
     save_image_grid(images, model.levels, out)
     print(f"sampled {args.n} images in {seconds:.1f} s ({args.method}); wrote {out} and "
           f"{out.with_suffix('.npy')}")
@@ -308,7 +308,7 @@ def run_complete(args):
     completions = complete(model, originals, args.rows, n_samples=args.samples, temperature=args.temperature,
                            seed=args.seed, method=args.method, progress=not args.no_progress)
     seconds = time.perf_counter() - started
-    np.save(out.with_suffix(".npy"), completions)
+    write_npy_atomically(out.with_suffix(".npy"), completions)
     visible = np.zeros(originals.shape[1:], dtype=bool)
     visible[:args.rows] = True
     plot_completions(originals, visible, completions, model.levels, path=out)

@@ -12,6 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
+import numpy as np
+
 
 def write_atomically(path, write):
     """Call ``write(f)`` on a binary file that becomes ``path`` once complete. Returns the Path."""
@@ -31,6 +33,11 @@ def write_atomically(path, write):
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_npy_atomically(path, array):
+    """Write ``array`` as a .npy file to ``path`` atomically. Returns the Path."""
+    return write_atomically(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def write_json_atomically(path, obj):
