@@ -112,7 +112,7 @@ def build_parser():
                     "dimension and nats per image.")
     evaluate_.add_argument("--checkpoint", required=True, help="a .npz written by 'train'")
     evaluate_.add_argument("--data-dir", help="folder with the MNIST .gz files")
-    evaluate_.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default: 500)")
+    evaluate_.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
     evaluate_.set_defaults(run=run_eval)
 
     sample_ = commands.add_parser(
