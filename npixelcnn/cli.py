@@ -232,9 +232,9 @@ def resume_trainer(args):
     if overridden:
         raise UsageError(f"--resume continues the saved run exactly; it cannot change "
                          f"{', '.join('--' + n.replace('_', '-') for n in overridden)}")
-    levels = load_checkpoint(args.resume).model.levels
-    train_images, test_images = load_levels(args.data_dir, levels)
-    trainer = Trainer.resume(args.resume, train_images, test_images)
+    ckpt = load_checkpoint(args.resume)
+    train_images, test_images = load_levels(args.data_dir, ckpt.model.levels)
+    trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume)
     out = Path(args.out) if args.out else Path(args.resume).parent
     out.mkdir(parents=True, exist_ok=True)
     print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")

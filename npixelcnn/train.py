@@ -260,7 +260,11 @@ class Trainer:
     @classmethod
     def resume(cls, path, train_images, test_images):
         """Rebuild the Trainer saved by :meth:`save`, at the step where it stopped."""
-        ckpt = load_checkpoint(path)
+        return cls.from_checkpoint(load_checkpoint(path), train_images, test_images, path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint"):
+        """The Trainer held by a loaded :class:`Checkpoint` (see :meth:`resume`)."""
         if ckpt.optimizer is None or "train" not in ckpt.meta or "state" not in ckpt.meta:
             raise CheckpointError(f"{path} holds a model but no training state to resume")
         config = TrainConfig(**ckpt.meta["train"])
