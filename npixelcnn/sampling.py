@@ -26,10 +26,11 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
-from .blocks import ResidualBlock, Sequential
+from .blocks import ResidualBlock
 from .data import to_model_input
-from .layers import Conv2D, MaskedConv2D, ReLU
+from .layers import Conv2D, MaskedConv2D
 from .model import PixelCNN
+from .parallel import limit_blas_threads
 from .validation import check_positive_int
 
 METHODS = ("naive", "cached")
@@ -172,18 +173,21 @@ def _fill_cached(model, images, hidden, temperature, rng, progress):
     # computed in one batched pass over the rows that hold it.
     net.prefill(images, first)
     all_hidden = bool(hidden.all())
-    for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
-                  disable=not progress, leave=False):
-        i, j = divmod(q, width)
-        # Every pixel up to the last hidden one is computed, hidden or not:
-        # later pixels read the activations at this one.
-        logits = net.logits_at(i, j)                                       # (B, L)
-        if all_hidden:
-            images[:, i, j] = draw(logits, temperature, rng)
-        elif hidden[:, i, j].any():
-            levels = draw(logits, temperature, rng)
-            images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
-        net.set_pixel(i, j, images[:, i, j])
+    # The products of one pixel are small; a second BLAS thread costs more to
+    # wake than it saves (see parallel.py), so they run on one.
+    with limit_blas_threads(1):
+        for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
+                      disable=not progress, leave=False):
+            i, j = divmod(q, width)
+            # Every pixel up to the last hidden one is computed, hidden or not:
+            # later pixels read the activations at this one.
+            logits = net.logits_at(i, j)                                   # (B, L)
+            if all_hidden:
+                images[:, i, j] = draw(logits, temperature, rng)
+            elif hidden[:, i, j].any():
+                levels = draw(logits, temperature, rng)
+                images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
+            net.set_pixel(i, j, images[:, i, j])
     return images
 
 
@@ -194,34 +198,40 @@ class CachedPixelCNN:
     """A PixelCNN evaluated one pixel at a time, keeping what later pixels read.
 
     At pixel (i, j), in raster order, :meth:`logits_at` runs every layer of the
-    model at that one position:
+    model at that one position, on all B images at once:
 
-    * the first layer (7x7 mask A) reads the image at its kept taps, all
-      before (i, j);
-    * each residual block: ReLU, 1x1, ReLU, then the 3x3 mask-B layer, whose
-      input at (i, j) is written into its buffer before it reads its kept taps
-      (all at or before (i, j)), ReLU, 1x1, plus the skip;
-    * the head (ReLU, 1x1, ReLU, 1x1, 1x1) gives the logits (B, L).
+    * the 7x7 mask-A convolution reads the image at its kept taps (all before
+      (i, j)) and gives the residual stream x (B, 2h);
+    * each residual block: h = relu(x) @ W1 + b1; relu(h) is stored at (i, j)
+      for the 3x3 mask-B convolution, which then reads its kept taps (at or
+      before (i, j)); x = x + relu(that) @ W3 + b3;
+    * the head: relu, 1x1, relu, 1x1, 1x1 gives the logits (B, L).
 
-    A 1x1 layer or a ReLU at one pixel needs only that pixel's input, so its
-    output is used at once and forgotten. A masked layer reads its input at
-    earlier pixels too: for each one we keep a buffer of its INPUT, zero-padded
-    like the convolution pads it, ``(B, H + p, W + 2p, C_in)`` with p = k // 2
-    (no padding below: a causal mask never reads a lower row). Reading the
-    kept taps at (i, j) is then a few slices (one per kernel row) with no
-    bounds logic, and a matrix product with the layer's (T*C_in, C_out)
-    kept-weight matrix: the same products as the full forward pass, one
-    pixel at a time.
+    Only the masked convolutions read other pixels than their own, so only
+    their INPUTS are kept: one buffer per masked layer, zero-padded the way
+    the convolution pads (p = k // 2 columns left and right, p rows above, none
+    below, since a causal mask never reads a lower row). The buffers are laid
+    out pixel-major, ``(H + p, W + 2p, B, C_in)``: the B x C_in values of one
+    pixel are contiguous, so storing a pixel is one small copy and reading a
+    kernel row's taps is one block of memory. The output at (i, j) is then
+    im2col for one pixel (a copy per kernel row into a (B, T*C_in) row) and
+    one matrix product with the layer's kept weights: the same products as
+    the full forward pass, one pixel at a time.
+
+    Every matrix product folds in its bias as one more input that is always
+    1: ``[x, 1] @ [[W], [b]] = x @ W + b``, saving a NumPy call per layer and
+    per pixel (the per-call overhead is most of what a step costs beyond the
+    products themselves).
 
     Args:
-        model: a :class:`PixelCNN` (its layers are read, not changed; later
-            changes to its weights are not seen).
+        model: a :class:`PixelCNN` (its weights are copied: later changes to
+            the model are not seen).
         batch: B, the number of images generated together.
         shape: (H, W).
 
     Attributes:
         inputs: the masked layers' input buffers without their padding, each
-            (B, H, W, C_in); ``inputs[0]`` is the image (level / (L - 1)).
+            (H, W, B, C_in); ``inputs[0]`` is the image (level / (L - 1)).
     """
 
     def __init__(self, model, batch, shape):
@@ -229,40 +239,21 @@ class CachedPixelCNN:
         check_positive_int(batch, "batch")
         self.shape = height, width = _check_shape(shape)
         self.batch, self.levels, self.dtype = batch, model.levels, model.dtype
-        children = model.named_children()
-        first = children[0][1] if children else None
-        if not (isinstance(first, MaskedConv2D) and first.mask_type == "A"):
-            raise ValueError("CachedPixelCNN: the model must start with a mask-A convolution, "
-                             "so that no pixel sees itself")
-        self._first = _MaskedAt(first, self)
-        self._steps = [self._compile(layer, name) for name, layer in children[1:]]
-        self.inputs = [self._first.input] + [
-            s.input for s in _walk(self._steps) if isinstance(s, _MaskedAt)
-        ]
+        layers = _pixelcnn_layers(model)
+        self.input_conv = _MaskedConvAt(layers["input_conv"], batch, self.shape)
+        self.blocks = [_ResidualBlockAt(block, batch, self.shape) for block in layers["blocks"]]
+        self.head = [_DenseAt(layers["head1"], batch, relu=True),
+                     _DenseAt(layers["head2"], batch, relu=True),
+                     _DenseAt(layers["out"], batch, relu=False)]
+        self.inputs = [self.input_conv.input] + [block.conv2.input for block in self.blocks]
         # The model's input for each level, computed as to_model_input does it
         # (float32 division, then the model's dtype), so both loops see the same numbers.
         self._values = (np.arange(model.levels, dtype=np.float32)
                         / np.float32(model.levels - 1)).astype(self.dtype)
 
-    def _compile(self, layer, name):
-        if isinstance(layer, MaskedConv2D):
-            return _MaskedAt(layer, self)
-        if isinstance(layer, Conv2D) and layer.kernel_size == 1:
-            return _DenseAt(layer, self.batch)
-        if isinstance(layer, ReLU):
-            return _ReluAt(layer)
-        if isinstance(layer, ResidualBlock):
-            return _ResidualAt(layer, [self._compile(c, n) for n, c in layer.named_children()],
-                               self.batch, self.dtype)
-        if isinstance(layer, Sequential):
-            return _SequentialAt(layer, [self._compile(c, n) for n, c in layer.named_children()])
-        raise TypeError(f"CachedPixelCNN: cannot run layer {name!r} ({type(layer).__name__}) "
-                        "one pixel at a time; expected masked convolutions, 1x1 convolutions, "
-                        "ReLUs and residual blocks")
-
     def set_pixel(self, i, j, levels):
         """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
-        self._first.input[:, i, j, 0] = self._values[levels]
+        self.input_conv.input_at(i, j)[:, 0] = self._values[levels]
 
     def logits_at(self, i, j):
         """The model's logits (B, L) at pixel (i, j).
@@ -273,9 +264,11 @@ class CachedPixelCNN:
         up to float rounding. Stores the masked layers' inputs at (i, j).
         The array returned is a buffer that the next call overwrites.
         """
-        x = self._first.read(i, j)                  # the image before (i, j): nothing to store
-        for step in self._steps:
-            x = step(x, i, j)
+        x = self.input_conv.at(i, j)                # the image before (i, j) -> (B, 2h)
+        for block in self.blocks:
+            x = block.at(x, i, j)
+        for dense in self.head:
+            x = dense(x)
         return x
 
     def prefill(self, images, upto):
@@ -291,155 +284,154 @@ class CachedPixelCNN:
             images: (B, H, W) integer levels, final before ``upto``.
             upto: raster index in [0, H*W].
         """
-        height, width = self.shape
         if upto <= 0:
             return
-        rows = min(upto // width + 1, height)       # the rows before upto, and its own row
-        x = self._values[images[:, :rows]][..., None]                   # (B, rows, W, 1)
-        self._first.store_before(x, upto)
-        model_layers = [self._first.layer] + [s.layer for s in self._steps]
-        was_training = [layer.training for layer in model_layers]
-        for layer in model_layers:
+        rows = min(upto // self.shape[1] + 1, self.shape[0])    # the rows before upto, and its own
+        x = self._values[images[:, :rows]][..., None]             # (B, rows, W, 1)
+        self.input_conv.store_before(x, upto)
+        layers = [self.input_conv.layer] + [block.layer for block in self.blocks]
+        was_training = [layer.training for layer in layers]
+        for layer in layers:
             layer.eval()                            # no caches for a backward pass
         try:
-            x = self._first.layer.forward(x)
-            for step in self._steps:
-                x = step.full(x, upto)
+            x = self.input_conv.layer.forward(x)
+            for block in self.blocks:
+                x = block.full(x, upto)
         finally:
-            for layer, mode in zip(model_layers, was_training):
+            for layer, mode in zip(layers, was_training):
                 layer.train(mode)
 
 
-def _walk(steps):
-    """Every step in ``steps``, depth first."""
-    for step in steps:
-        yield step
-        yield from _walk(getattr(step, "steps", ()))
+def _pixelcnn_layers(model):
+    """The layers of a PixelCNN by role, checking that it has the structure we cache."""
+    children = dict(model.named_children())
+    blocks = [layer for name, layer in model.named_children() if name.startswith("blocks.")]
+    expected = {"input_conv": MaskedConv2D, "head1": Conv2D, "head2": Conv2D, "out": Conv2D}
+    if (any(not isinstance(children.get(name), kind) for name, kind in expected.items())
+            or children["input_conv"].mask_type != "A"
+            or any(children[name].kernel_size != 1 for name in ("head1", "head2", "out"))
+            or not all(isinstance(block, ResidualBlock) for block in blocks)
+            or len(children) != len(blocks) + 6):
+        raise ValueError("CachedPixelCNN: expected the layers of PixelCNN (a 7x7 mask-A "
+                         "convolution, residual blocks, then ReLU, 1x1, ReLU, 1x1, 1x1); "
+                         f"got {[name for name, _ in model.named_children()]}")
+    return {"input_conv": children["input_conv"], "blocks": blocks,
+            "head1": children["head1"], "head2": children["head2"], "out": children["out"]}
 
 
-class _MaskedAt:
-    """A masked convolution at one pixel: its padded input buffer, tap slices and kept weights."""
+def _with_bias_row(weights, bias):
+    """(K, C_out) weights and (C_out,) bias -> (K + 1, C_out): the bias as the last row."""
+    return np.concatenate([weights, bias[None, :]]).astype(weights.dtype)
 
-    def __init__(self, layer, net):
+
+class _MaskedConvAt:
+    """A masked convolution at one output pixel: its input rows, the kept
+    taps of each kernel row, and the kept weights (with the bias row)."""
+
+    def __init__(self, layer, batch, shape):
         self.layer = layer
-        batch, (height, width) = net.batch, net.shape
-        pad = layer.kernel_size // 2
-        channels = layer.in_channels
-        self.padded = np.zeros((batch, height + pad, width + 2 * pad, channels), net.dtype)
-        self.input = self.padded[:, pad:, pad:pad + width]                # (B, H, W, C_in)
-        self.flat = self.padded.reshape(batch, -1)                        # a view, same memory
-        # The kept taps of one kernel row are side by side in the buffer (a
-        # causal mask keeps whole rows above the centre, and the left part of
-        # the centre row), taps x channels contiguous: one slice per kernel row
-        # gathers them, in im2col's column order (taps in raster order,
-        # channels inside each tap). Offsets are from the window's top-left
-        # corner, which for pixel (i, j) is padded position (i, j).
-        self.row_stride = (width + 2 * pad) * channels
-        self.segments = []                                                # (from, to, col, col + length)
-        col = 0
+        height, width = shape
+        self.pad, channels = layer.kernel_size // 2, layer.in_channels
+        dtype = layer.params["W"].dtype
+        # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
+        # input rows are ever read again. They are kept in a ring, image row r
+        # in slot r % (pad + 1), zero-padded by pad columns on either side
+        # (those are never written, so they stay zero).
+        self.ring = np.zeros((self.pad + 1, width + 2 * self.pad, batch, channels), dtype)
+        self.input = self.ring[:, self.pad:self.pad + width]              # (pad + 1, W, B, C_in)
+        # A causal mask keeps whole kernel rows above the centre and the left
+        # part of the centre row: in every kernel row the kept taps are side
+        # by side, so one slice of the ring gathers them.
+        self.rows = []                              # (kernel row, first col, end col, first tap)
+        taps = 0
         for r in np.unique(layer.taps[:, 0]):
             c = layer.taps[layer.taps[:, 0] == r, 1]
             if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
                 raise ValueError(f"CachedPixelCNN: the kept taps of kernel row {r} are not "
                                  f"contiguous ({c.tolist()}); expected a causal mask")
-            start, length = (r * (width + 2 * pad) + c[0]) * channels, len(c) * channels
-            self.segments.append((start, start + length, col, col + length))
-            col += length
-        self.channels, self.width = channels, width
-        self.weights = layer._kept_weights().copy()                        # (T*C_in, C_out)
-        self.bias = layer.params["b"].copy()
-        self.cols = np.empty((batch, col), net.dtype)                     # (B, T*C_in), im2col's row
-        self.out = np.empty((batch, layer.out_channels), net.dtype)
+            self.rows.append((int(r), int(c[0]), int(c[-1]) + 1, taps))
+            taps += len(c)
+        # im2col's row for one pixel and all B images, (B, T*C_in + 1), taps
+        # in raster order and channels inside each tap, as in the full layer;
+        # the last column is the constant 1 that multiplies the bias row.
+        self.cols = np.ones((batch, taps * channels + 1), dtype)
+        self.taps = self.cols[:, :-1].reshape(batch, taps, channels)         # a view
+        self.weights = _with_bias_row(layer._kept_weights(), layer.params["b"])
+        self.y = np.empty((batch, layer.out_channels), dtype)
 
-    def read(self, i, j):
-        """Output (B, C_out) at (i, j) from the kept taps of the stored input."""
-        base = i * self.row_stride + j * self.channels
-        for start, stop, col, col_end in self.segments:
-            self.cols[:, col:col_end] = self.flat[:, base + start:base + stop]
-        np.matmul(self.cols, self.weights, out=self.out)
-        self.out += self.bias
-        return self.out
+    def input_at(self, i, j):
+        """The (B, C_in) slot where the layer's input at pixel (i, j) is stored."""
+        return self.input[i % (self.pad + 1), j]
 
-    def __call__(self, x, i, j):
-        self.input[:, i, j] = x                    # stored first: mask B reads (i, j) itself
-        return self.read(i, j)
+    def at(self, i, j):
+        """Output (B, C_out) at (i, j), from the stored input at the kept taps."""
+        for r, first, end, tap in self.rows:
+            row = i + r - self.pad                  # the image row this kernel row reads
+            kept = self.taps[:, tap:tap + end - first]
+            if row < 0:
+                kept[...] = 0                       # above the image: the convolution's zero padding
+            else:
+                # Ring columns j + first .. j + end (padded coordinates), (taps, B, C)
+                # -> (B, taps, C): each image's taps side by side.
+                kept[...] = self.ring[row % (self.pad + 1), j + first:j + end].transpose(1, 0, 2)
+        return np.matmul(self.cols, self.weights, out=self.y)
 
     def store_before(self, x, upto):
-        """Store x (B, rows, W, C_in) at the raster positions before ``upto``."""
-        row, col = divmod(upto, self.width)
-        self.input[:, :row] = x[:, :row]
+        """Store x (B, rows, W, C_in), the input on whole rows, at the raster
+        positions before ``upto`` that later pixels can still read."""
+        row, col = divmod(upto, self.input.shape[1])
+        for r in range(max(0, row - self.pad), row):          # at most pad whole rows
+            self.input[r % (self.pad + 1)] = x[:, r].transpose(1, 0, 2)
         if col:
-            self.input[:, row, :col] = x[:, row, :col]
-
-    def full(self, x, upto):
-        self.store_before(x, upto)
-        return self.layer.forward(x)
+            self.input[row % (self.pad + 1), :col] = x[:, row, :col].transpose(1, 0, 2)
 
 
 class _DenseAt:
-    """A 1x1 convolution at one pixel: a (B, C_in) @ (C_in, C_out) product."""
+    """A 1x1 convolution at one pixel, optionally after a ReLU: (B, C_in) -> (B, C_out).
 
-    def __init__(self, layer, batch):
-        self.layer = layer
-        self.weights = layer.params["W"].reshape(layer.in_channels, layer.out_channels).copy()
-        self.bias = layer.params["b"].copy()
-        self.out = np.empty((batch, layer.out_channels), self.weights.dtype)
+    Computes ``[relu(x), 1] @ [[W], [b]]``: the input is written into the
+    first C_in columns of a (B, C_in + 1) matrix whose last column stays 1.
+    """
 
-    def __call__(self, x, i, j):
-        np.matmul(x, self.weights, out=self.out)
-        self.out += self.bias
-        return self.out
+    def __init__(self, layer, batch, relu):
+        dtype = layer.params["W"].dtype
+        self.relu = relu
+        self.x_and_one = np.ones((batch, layer.in_channels + 1), dtype)
+        weights = layer.params["W"].reshape(layer.in_channels, layer.out_channels)
+        self.weights = _with_bias_row(weights, layer.params["b"])
+        self.y = np.empty((batch, layer.out_channels), dtype)
 
-    def full(self, x, upto):
-        return self.layer.forward(x)
-
-
-class _ReluAt:
-    """A ReLU at one pixel, into its own buffer (allocated at the first call,
-    when the width of its input is known)."""
-
-    def __init__(self, layer):
-        self.layer = layer
-        self.out = None
-
-    def __call__(self, x, i, j):
-        if self.out is None:
-            self.out = np.empty_like(x)
-        return np.maximum(x, 0, out=self.out)
-
-    def full(self, x, upto):
-        return self.layer.forward(x)
+    def __call__(self, x):
+        if self.relu:
+            np.maximum(x, 0, out=self.x_and_one[:, :-1])
+        else:
+            self.x_and_one[:, :-1] = x
+        return np.matmul(self.x_and_one, self.weights, out=self.y)
 
 
-class _SequentialAt:
-    """Children one after another, at one pixel or (``full``) on whole rows."""
+class _ResidualBlockAt:
+    """x + conv3(relu(conv2(relu(conv1(relu(x)))))) at one pixel; conv2 is the
+    3x3 mask-B convolution, whose input is stored at (i, j) before it reads."""
 
-    def __init__(self, layer, steps):
-        self.layer, self.steps = layer, steps
+    def __init__(self, block, batch, shape):
+        self.layer = block
+        self.conv1 = _DenseAt(block.conv1, batch, relu=True)       # relu1, then 1x1 (2h -> h)
+        self.conv2 = _MaskedConvAt(block.conv2, batch, shape)      # 3x3 mask B (h -> h)
+        self.conv3 = _DenseAt(block.conv3, batch, relu=True)       # relu3, then 1x1 (h -> 2h)
+        self.y = np.empty((batch, 2 * block.h), block.dtype)
 
-    def __call__(self, x, i, j):
-        for step in self.steps:
-            x = step(x, i, j)
-        return x
+    def at(self, x, i, j):
+        h = self.conv1(x)                                             # (B, h)
+        np.maximum(h, 0, out=self.conv2.input_at(i, j))               # relu2, stored: later pixels read it
+        h = self.conv2.at(i, j)                                       # mask B: reads (i, j) too
+        return np.add(x, self.conv3(h), out=self.y)                   # (B, 2h)
 
     def full(self, x, upto):
-        for step in self.steps:
-            x = step.full(x, upto)
-        return x
-
-
-class _ResidualAt(_SequentialAt):
-    """x + branch(x) at one pixel."""
-
-    def __init__(self, layer, steps, batch, dtype):
-        super().__init__(layer, steps)
-        self.out = np.empty((batch, 2 * layer.h), dtype)        # the residual stream, 2h wide
-
-    def __call__(self, x, i, j):
-        return np.add(x, super().__call__(x, i, j), out=self.out)
-
-    def full(self, x, upto):
-        return x + super().full(x, upto)
+        """The block on whole rows x (B, rows, W, 2h), storing conv2's input before ``upto``."""
+        block = self.layer
+        h = block.relu2.forward(block.conv1.forward(block.relu1.forward(x)))
+        self.conv2.store_before(h, upto)
+        return x + block.conv3.forward(block.relu3.forward(block.conv2.forward(h)))
 
 
 # --------------------------------------------------------------------------- checks
