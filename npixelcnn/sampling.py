@@ -24,7 +24,7 @@ Two ways to run that loop, with the same random draws and the same result:
 import numbers
 
 import numpy as np
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .blocks import ResidualBlock
 from .data import to_model_input
