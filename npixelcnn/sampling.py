@@ -24,13 +24,13 @@ Two ways to run that loop, with the same random draws and the same result:
 import numbers
 
 import numpy as np
-from .progress import tqdm
 
 from .blocks import ResidualBlock
 from .data import to_model_input
 from .layers import Conv2D, MaskedConv2D
 from .model import PixelCNN
 from .parallel import limit_blas_threads
+from .progress import tqdm
 from .validation import check_positive_int
 
 METHODS = ("naive", "cached")

@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from .progress import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
 from .model import PixelCNN
 from .optim import Adam
+from .progress import tqdm
 from .validation import check_positive_int
 
 # Presets: an architecture and the training settings measured to suit it.
