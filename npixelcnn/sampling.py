@@ -31,7 +31,7 @@ from .layers import Conv2D, MaskedConv2D
 from .model import PixelCNN
 from .parallel import limit_blas_threads
 from .progress import tqdm
-from .validation import check_positive_int
+from .validation import check_level_images, check_positive_int
 
 METHODS = ("naive", "cached")
 
@@ -96,7 +96,7 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
         ones sampled.
     """
     _check_model(model)
-    images = _check_images(images, model.levels)
+    images = check_level_images(images, model.levels, "complete")
     n, height, width = images.shape
     visible = _check_visible(visible, images.shape)
     check_positive_int(n_samples, "n_samples")
@@ -500,19 +500,6 @@ def _check_temperature(temperature):
 def _check_method(method):
     if method not in METHODS:
         raise ValueError(f"unknown sampling method {method!r}; expected one of {METHODS}")
-
-
-def _check_images(images, levels):
-    if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.integer):
-        got = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
-        raise TypeError(f"complete: images must be an integer NumPy array of levels (N, H, W), "
-                        f"got {got}; quantize grey values with npixelcnn.quantize(images, {levels})")
-    if images.ndim != 3 or 0 in images.shape:
-        raise ValueError(f"complete: images must be (N, H, W) with N, H, W >= 1, got shape {images.shape}")
-    if images.min() < 0 or images.max() > levels - 1:
-        raise ValueError(f"complete: images must hold levels in [0, {levels - 1}] for this "
-                         f"{levels}-level model, got values from {images.min()} to {images.max()}")
-    return images
 
 
 def _check_visible(visible, images_shape):

@@ -68,3 +68,29 @@ def check_positive_int(value, name, minimum=1):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def check_level_images(images, levels, where, allow_channel=False):
+    """Raise a clear error unless ``images`` holds integer levels (N, H, W) in [0, levels - 1].
+
+    Args:
+        images: the array to check.
+        levels: number of intensity levels L.
+        where: the function's name, for the message.
+        allow_channel: also accept (N, H, W, 1), returned as (N, H, W).
+
+    Returns the images, as (N, H, W).
+    """
+    if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.integer):
+        got = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
+        raise TypeError(f"{where}: images must be an integer NumPy array of levels, got {got}; "
+                        f"quantize grey values with npixelcnn.quantize(images, {levels})")
+    if allow_channel and images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.size == 0:
+        expected = "(N, H, W) or (N, H, W, 1)" if allow_channel else "(N, H, W)"
+        raise ValueError(f"{where}: images must be {expected} with N, H, W >= 1, got shape {images.shape}")
+    if images.min() < 0 or images.max() > levels - 1:
+        raise ValueError(f"{where}: images must hold levels in [0, {levels - 1}] for {levels} levels, "
+                         f"got values from {images.min()} to {images.max()}")
+    return images

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .files import write_atomically
-from .validation import check_positive_int
+from .validation import check_level_images, check_positive_int
 
 PAD_GRAY = 128  # mid-gray: separates black digits on black backgrounds
 
@@ -33,7 +33,7 @@ def image_grid(images, levels, ncols=None, pad=1):
         (rows*(H+pad)+pad, ncols*(W+pad)+pad) uint8, rows = ceil(N / ncols).
         Cells past the last image are left mid-gray.
     """
-    images = _check_images(images, levels)
+    images = _check_images(images, levels, "image_grid")
     n, h, w = images.shape
     ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
     check_positive_int(ncols, "ncols")
@@ -138,7 +138,7 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     Hidden pixels are drawn in mid-gray in the middle column, so the part the
     model had to invent stands out. Returns the matplotlib Figure.
     """
-    originals = _check_images(originals, levels)
+    originals = _check_images(originals, levels, "plot_completions")
     completions = np.asarray(completions)
     n, h, w = originals.shape
     if completions.ndim != 4 or completions.shape[0] != n or completions.shape[2:] != (h, w):
@@ -189,25 +189,9 @@ def show_levels(images, levels, ax=None, title=None):
     return ax
 
 
-def _check_images(images, levels):
+def _check_images(images, levels, where):
     check_positive_int(levels, "levels", minimum=2)
-    if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.integer):
-        raise TypeError(
-            f"images must be an integer NumPy array of levels, got "
-            f"{getattr(images, 'dtype', type(images).__name__)}"
-        )
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3:
-        raise ValueError(f"images must be (N, H, W) or (N, H, W, 1), got shape {images.shape}")
-    if images.size == 0:
-        raise ValueError(f"images is empty (shape {images.shape}): there is nothing to draw")
-    if images.min() < 0 or images.max() >= levels:
-        raise ValueError(
-            f"images must be levels in [0, {levels - 1}], got values from "
-            f"{images.min()} to {images.max()}"
-        )
-    return images
+    return check_level_images(images, levels, where, allow_channel=True)
 
 
 def _check_history(history):

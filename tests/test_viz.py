@@ -60,7 +60,7 @@ def test_channel_axis_of_one_is_accepted():
     ([[[0, 1]]], 4, TypeError, "integer NumPy array"),
     (np.zeros((3, 3), np.int64), 4, ValueError, r"\(N, H, W\) or \(N, H, W, 1\)"),
     (np.zeros((2, 3, 3, 3), np.int64), 4, ValueError, r"\(N, H, W\) or \(N, H, W, 1\)"),
-    (np.zeros((0, 3, 3), np.int64), 4, ValueError, "empty"),
+    (np.zeros((0, 3, 3), np.int64), 4, ValueError, r"N, H, W >= 1, got shape \(0, 3, 3\)"),
     (np.full((1, 2, 2), 4), 4, ValueError, r"levels in \[0, 3\].*from 4 to 4"),
     (np.full((1, 2, 2), -1), 4, ValueError, r"levels in \[0, 3\]"),
     (np.zeros((1, 2, 2), np.int64), 1, ValueError, "levels must be at least 2"),
