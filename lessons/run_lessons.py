@@ -1,0 +1,115 @@
+"""Run the lesson notebooks top to bottom, each in a fresh kernel.
+
+    python lessons/run_lessons.py                 # full run: outputs saved into the notebooks
+    python lessons/run_lessons.py --fast          # fast mode (NPIXELCNN_FAST=1), nothing saved
+    python lessons/run_lessons.py 04 05           # only the notebooks whose names start so
+
+The full run is how the committed outputs are made; the fast mode is what the
+tests run (tests/test_lessons.py). Each notebook reads NPIXELCNN_FAST in its
+parameters cell and shrinks its data and steps when it is "1".
+
+Saved outputs are cleaned the way a terminal would show them: a progress bar
+redraws itself with carriage returns, and only its last state is kept.
+"""
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+LESSONS = Path(__file__).resolve().parent
+FAST_ENV = "NPIXELCNN_FAST"
+
+
+def notebooks(prefixes=()):
+    """The lesson notebooks in order, or those whose names start with one of ``prefixes``."""
+    found = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+    if prefixes:
+        found = [nb for nb in found if nb.name.startswith(tuple(prefixes))]
+    return found
+
+
+def execute(path, fast, timeout=1800):
+    """Run the notebook at ``path`` in a fresh kernel, with its folder as the
+    working directory; return (the executed notebook, seconds).
+
+    Raises nbclient's CellExecutionError, naming the cell, if a cell fails.
+    """
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    before = os.environ.get(FAST_ENV)
+    os.environ[FAST_ENV] = "1" if fast else "0"         # the kernel inherits our environment
+    try:
+        started = time.perf_counter()
+        client.execute()
+        return nb, time.perf_counter() - started
+    finally:
+        if before is None:
+            del os.environ[FAST_ENV]
+        else:
+            os.environ[FAST_ENV] = before
+
+
+def clean_outputs(nb):
+    """Keep what a terminal would show of each text stream: consecutive
+    pieces of one stream are joined, of every line that carriage returns
+    redraw (progress bars) only the last state is kept, and streams left
+    blank are dropped."""
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (output.get("output_type") == "stream" and previous is not None
+                    and previous.get("output_type") == "stream" and previous["name"] == output["name"]):
+                previous["text"] += output["text"]
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.get("output_type") == "stream":
+                lines = output["text"].split("\n")
+                output["text"] = "\n".join(re.split(r"\r(?!$)", line)[-1].rstrip() for line in lines)
+        if "outputs" in cell:       # a bar that erased itself (leave=False) leaves only blanks
+            cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
+    return nb
+
+
+def save(nb, path):
+    """Write the notebook atomically: a temporary file, then a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("only", nargs="*", help="notebook name prefixes, e.g. 01 04")
+    parser.add_argument("--fast", action="store_true", help="fast mode; the notebooks are not saved")
+    args = parser.parse_args(argv)
+    paths = notebooks(args.only)
+    if not paths:
+        sys.exit(f"no lesson notebook matches {args.only} in {LESSONS}")
+    for path in paths:
+        print(f"{path.name} ...", end=" ", flush=True)
+        nb, seconds = execute(path, fast=args.fast)
+        if not args.fast:
+            # Recorded in the notebook, so a reader (and the tests) can see how it was made.
+            nb.metadata["npixelcnn_run"] = {"mode": "full", "minutes": round(seconds / 60, 1),
+                                            "date": time.strftime("%Y-%m-%d")}
+            save(clean_outputs(nb), path)
+        print(f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
