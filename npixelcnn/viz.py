@@ -165,22 +165,24 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     return fig
 
 
-def show_levels(images, levels, ax=None, title=None):
-    """Draw image_grid(images, levels) on an axis, in gray, without ticks.
+def show_levels(images, levels, ax=None, title=None, ncols=None):
+    """Draw image_grid(images, levels, ncols) on an axis, in gray, without ticks.
 
     Args:
         images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
         ax: the Axes to draw on; default a new pyplot figure, which a
             notebook displays at the end of the cell.
         title: optional axis title.
+        ncols: images per row (default: a near-square grid).
 
     Returns:
         The Axes.
     """
-    grid = image_grid(images, levels)
+    grid = image_grid(images, levels, ncols=ncols)
     if ax is None:
         import matplotlib.pyplot as plt  # only here: pyplot picks a backend on import
-        _, ax = plt.subplots(figsize=(4, 4))
+        aspect = grid.shape[1] / grid.shape[0]          # a 4-inch short side, the long one to scale
+        _, ax = plt.subplots(figsize=(min(4 * max(aspect, 1), 12), min(4 * max(1 / aspect, 1), 12)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -192,3 +192,15 @@ def test_plot_history_zooms_in_past_the_initial_drop():
     assert high < 1.0                                  # the first step (2.0 bits) is off the chart
     tested = [h["test_bits"] for h in history if h["test_bits"] is not None]
     assert low < min(tested) and max(tested) < high     # every test point is visible
+
+
+def test_show_levels_lays_out_ncols_images_per_row():
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = viz.show_levels(levels_images(8, levels=4), 4, ncols=8)
+    height, width = ax.get_images()[0].get_array().shape[:2]
+    assert width > 4 * height                    # one row of 8 images
+    width_in, height_in = ax.figure.get_size_inches()
+    assert width_in > 2 * height_in              # the figure follows the grid's shape
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)
