@@ -86,6 +86,7 @@ def save(nb, path):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
+        os.chmod(tmp, 0o644)                    # mkstemp makes it private; a notebook is not
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
