@@ -38,7 +38,9 @@ from .masks import causal_mask, kept_taps  # noqa: E402
 from .model import PixelCNN  # noqa: E402
 from .optim import SGD, Adam, clip_by_global_norm, global_norm  # noqa: E402
 from .sampling import CachedPixelCNN, complete, sample  # noqa: E402
-from .train import PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, learning_rate  # noqa: E402
+from .train import (  # noqa: E402
+    PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, learning_rate, steps_for_minutes,
+)
 from .viz import image_grid, plot_completions, plot_history, save_image_grid, show_levels  # noqa: E402
 
 __version__ = "0.1.0"
@@ -50,5 +52,5 @@ __all__ = [
     "clip_by_global_norm", "col2im", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
-    "save_image_grid", "show_levels", "softmax_cross_entropy", "to_model_input", "total_nll",
+    "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",
 ]

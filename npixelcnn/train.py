@@ -200,8 +200,9 @@ class Trainer:
             on_checkpoint: called as ``on_checkpoint(trainer)`` after every test
                 evaluation, every ``checkpoint_every`` seconds and when the loop
                 ends (normally or by Ctrl-C; not when training diverges, so the
-                last good checkpoint stays).
-            progress: show a tqdm bar with bits/dim and images per second.
+                last good checkpoint stays); once per step at most.
+            progress: show a tqdm bar with bits/dim and images per second,
+                and print the test figure at each evaluation.
 
         Returns the :class:`TrainState`. Raises :class:`TrainingDiverged` when
         the loss becomes NaN or infinite.
@@ -210,7 +211,7 @@ class Trainer:
         end = cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
         eval_every = max(cfg.total_steps // max(cfg.evals, 1), 1)
         record_every = max(min(50, eval_every), 1)
-        losses, last_save = [], time.perf_counter()
+        losses, last_save, saved_step = [], time.perf_counter(), None
         bar = tqdm(total=cfg.total_steps, initial=state.step, desc="training", unit="step",
                    disable=not progress, dynamic_ncols=True)
         with stop_on_interrupt() as stop:
@@ -227,17 +228,17 @@ class Trainer:
                     if state.step % record_every == 0 or at_eval:
                         self.record(losses, test=at_eval)
                         losses = []
-                        if at_eval:
+                        if at_eval and progress:
                             bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
                     due = at_eval or time.perf_counter() - last_save > checkpoint_every
                     if on_checkpoint and due:
                         on_checkpoint(self)
-                        last_save = time.perf_counter()
+                        last_save, saved_step = time.perf_counter(), state.step
             finally:
                 bar.close()
         if losses:
             self.record(losses, test=False)
-        if on_checkpoint:
+        if on_checkpoint and saved_step != state.step:     # not twice for the same step
             on_checkpoint(self)
         self.interrupted = stop.is_set()
         return state

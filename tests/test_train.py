@@ -70,6 +70,19 @@ def test_training_lowers_the_test_nll_and_records_a_history(data):
     assert all(h["train_bits"] > 0 and h["time"] > 0 for h in state.history)
 
 
+def test_on_checkpoint_runs_after_each_evaluation_once_and_a_quiet_run_prints_nothing(data, capsys):
+    seen = []
+    trainer = Trainer(tiny_config(total_steps=12, evals=3), *data)
+    trainer.run(on_checkpoint=lambda t: seen.append(t.state.step), progress=False)
+    assert seen == [4, 8, 12]                     # not 12 twice
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    trainer = Trainer(tiny_config(total_steps=12, evals=3), *data)
+    seen.clear()
+    trainer.run(max_steps=6, on_checkpoint=lambda t: seen.append(t.state.step), progress=False)
+    assert seen == [4, 6]                         # stopped between evaluations: saved where it stopped
+
+
 def test_evaluate_is_the_mean_nll_in_nats_and_leaves_no_cache(data):
     model = npc.PixelCNN(levels=4, hidden=4, blocks=2, head=8, seed=0)
     images = data[1]
