@@ -220,7 +220,7 @@ class CachedPixelCNN:
     architecture, 64 images: 1.9 s per batch before these, 0.9 s after):
 
     * the products run on one BLAS thread (see :func:`limit_blas_threads`);
-    * every row of activations carries a trailing 1, the input that
+    * the input row of every product carries a trailing 1, the input that
       multiplies the bias, folded into the weights as one more row:
       ``[x, 1] @ [[W], [b]] = x @ W + b``. That saves the bias additions, and
       a ReLU applied to the whole row leaves the 1 as it is;
@@ -283,11 +283,11 @@ class CachedPixelCNN:
         self.input_conv.at(i, j, out=x)                           # from the image before (i, j)
         for block in self.blocks:
             block.add_at(x, i, j)                                 # x += the block's branch
-        a = _relu(x, out=self.head_in[:, :-1])
+        _relu(x, out=self.head_in[:, :-1])                        # the head: relu, 1x1,
         np.matmul(self.head_in, self.head1, out=self.head_mid[:, :-1])
-        a = _relu(self.head_mid, out=self.head_mid)
-        np.matmul(a, self.head2, out=self.head_last[:, :-1])      # no ReLU before the last 1x1
-        return np.matmul(self.head_last, self.out, out=self.logits)
+        _relu(self.head_mid, out=self.head_mid)                   # relu, 1x1,
+        np.matmul(self.head_mid, self.head2, out=self.head_last[:, :-1])
+        return np.matmul(self.head_last, self.out, out=self.logits)   # 1x1 -> (B, L)
 
     def prefill(self, images, upto):
         """Fill the caches at every pixel before raster index ``upto`` from given ``images``.
@@ -455,12 +455,13 @@ class _ResidualBlockAt:
 
     def add_at(self, x, i, j):
         """x (B, 2h), the residual stream at (i, j): x += branch(x), in place."""
-        _relu(x, out=self.relu_x[:, :-1])
-        h = np.matmul(self.relu_x, self.conv1, out=self.conv2.input_at(i, j))   # 1x1, 2h -> h, into the ring
+        _relu(x, out=self.relu_x[:, :-1])                             # relu1
+        h = self.conv2.input_at(i, j)                                 # conv1 writes into the ring:
+        np.matmul(self.relu_x, self.conv1, out=h)                     # 1x1, 2h -> h
         _relu(h, out=h)                                               # relu2, in place
-        self.conv2.at(i, j, out=self.relu_h[:, :-1])                  # mask B: reads (i, j) too
-        a = _relu(self.relu_h, out=self.relu_h)
-        x += np.matmul(a, self.conv3, out=self.branch)                # 1x1, h -> 2h
+        self.conv2.at(i, j, out=self.relu_h[:, :-1])                  # 3x3 mask B: reads (i, j) too
+        _relu(self.relu_h, out=self.relu_h)                           # relu3 (the trailing 1 stays)
+        x += np.matmul(self.relu_h, self.conv3, out=self.branch)      # 1x1, h -> 2h
 
     def full(self, x, upto):
         """The block on whole rows x (B, rows, W, 2h), storing conv2's input before ``upto``."""
