@@ -37,7 +37,8 @@ class ResidualBlock(Sequential):
         out_gain: init gain of the last 1x1. Each block adds its output to the
             residual stream; with gain 1 every block would double the stream's
             variance (2^15 over 15 blocks). PixelCNN passes 1/sqrt(blocks): in
-            the seed architecture the variance then grows from 0.7 to 2.3.
+            the seed architecture the variance then grows from 0.7 to 2.3
+            (images of random levels; see PixelCNN).
 
     Parameters: conv1.{W,b}, conv2.{W,b}, conv3.{W,b}.
     """
