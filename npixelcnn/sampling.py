@@ -261,10 +261,10 @@ class CachedPixelCNN:
         self.head_last = rows.get("head last", self.head2.shape[1] + 1)
         self.logits = rows.get("logits", model.levels)
         self.inputs = [self.input_conv.input] + [block.conv2.input for block in self.blocks]
-        # The model's input for each level, computed as to_model_input does it
-        # (float32 division, then the model's dtype), so both loops see the same numbers.
-        self._values = (np.arange(model.levels, dtype=np.float32)
-                        / np.float32(model.levels - 1)).astype(self.dtype)
+        # The model's input for each level, from to_model_input itself (then the
+        # model's dtype, as the naive loop does), so both loops see the same numbers.
+        every_level = np.arange(model.levels).reshape(1, 1, model.levels)
+        self._values = to_model_input(every_level, model.levels).reshape(-1).astype(self.dtype)
 
     def set_pixel(self, i, j, levels):
         """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
