@@ -10,7 +10,8 @@ followed by raw bytes in row-major order:
 Files are looked for in a folder and downloaded into it when missing. Every
 file is checked twice: its header must describe exactly the bytes that follow,
 and the SHA-256 of the decompressed bytes must match the canonical data (the
-.gz wrappers differ between mirrors, the payload does not).
+.gz wrappers differ between mirrors, the payload does not) or the small subset
+of it that the tests ship (see :data:`SUBSET_SHA256`).
 
 A PixelCNN predicts each pixel as one of L levels, so the 256 grey values are
 binned into L equal-width bins: level = floor(pixel * L / 256).
@@ -49,6 +50,17 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 
+# SHA-256 of the decompressed files of a subset: the first 2,000 training and
+# 1,000 test images (and labels) of the same files, committed in tests/data/mnist
+# (made by tests/data/make_mnist_subset.py). The tests and the lessons' fast
+# mode load it like the full data, so a fresh clone needs no download.
+SUBSET_SHA256 = {
+    "train-images-idx3-ubyte": "729d340c0177402770b27c04f817dfb40ed8844459b35a9f11ae21067b05cf19",
+    "train-labels-idx1-ubyte": "90795ea2219655a7281c0d6756d0ae8a33bebac7ec84bac89bbdcc5e3baa9f8c",
+    "t10k-images-idx3-ubyte": "de7c252b04f05e1f8309634180ccdf286dc6dbac8c579b74e76e02ae0331ca52",
+    "t10k-labels-idx1-ubyte": "832c0d20f0dc42e575488c75a83a970787d4c8d4d05831b2ef03701b4a478a90",
+}
+
 SPLITS = {"train": "train", "test": "t10k"}  # split -> file name prefix
 IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801    # unsigned bytes, rank 3 / rank 1
 
@@ -63,7 +75,27 @@ def resolve_data_dir(data_dir=None):
         return Path(data_dir).expanduser()
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser()
+    return default_data_dir()
+
+
+def default_data_dir():
+    """~/.cache/npixelcnn/mnist: the one folder the loader creates when it is missing."""
     return Path.home() / ".cache" / "npixelcnn" / "mnist"
+
+
+def _check_folder(folder, data_dir):
+    """A folder the user named must exist and be a folder: a typo should not start a download.
+
+    Only the default cache is created on first use.
+    """
+    named = "data_dir" if data_dir is not None else f"${ENV_VAR}"
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{named} {folder} is a file, not a folder of MNIST .gz files")
+    if not folder.exists() and folder != default_data_dir():
+        raise FileNotFoundError(
+            f"{named} {folder} does not exist; create it (MNIST is downloaded into it) "
+            f"or leave {named} unset to use {default_data_dir()}"
+        )
 
 
 def load_mnist(split="train", data_dir=None, mirrors=None, progress=True):
@@ -71,19 +103,23 @@ def load_mnist(split="train", data_dir=None, mirrors=None, progress=True):
 
     Args:
         split: "train" (60,000 images) or "test" (10,000 images).
-        data_dir: folder of the .gz files; see :func:`resolve_data_dir`.
+        data_dir: folder of the .gz files; see :func:`resolve_data_dir`. A
+            folder named here or in $NPIXELCNN_DATA must exist; the default
+            cache folder is created.
         mirrors: base URLs to download from, in order; default :data:`MIRRORS`.
         progress: show a progress bar while downloading.
 
     Returns:
         (images, labels): images (N, 28, 28) uint8 grey values in [0, 255],
-        labels (N,) uint8 digits in [0, 9].
+        labels (N,) uint8 digits in [0, 9]. N is 60,000 / 10,000, or 2,000 /
+        1,000 for the tests' subset.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     if isinstance(mirrors, str):
         raise TypeError(f"mirrors must be a list of base URLs, got the string {mirrors!r}; wrap it in a list")
     folder = resolve_data_dir(data_dir)
+    _check_folder(folder, data_dir)
     mirrors = MIRRORS if mirrors is None else list(mirrors)
     prefix = SPLITS[split]
     images_name, labels_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
@@ -139,8 +175,9 @@ def _decode(payload, name, magic, source):
             f"{len(payload) - header} follow it (truncated or padded file)"
         )
     digest = hashlib.sha256(payload).hexdigest()
-    if digest != SHA256[name]:
-        raise ValueError(f"{source}: SHA-256 of the decompressed data is {digest}, expected {SHA256[name]}")
+    if digest not in (SHA256[name], SUBSET_SHA256[name]):
+        raise ValueError(f"{source}: SHA-256 of the decompressed data is {digest}, expected {SHA256[name]} "
+                         f"(or {SUBSET_SHA256[name]} for the tests' subset)")
     # Copy: frombuffer over bytes is read-only, which would surprise a caller who edits images.
     return np.frombuffer(payload, np.uint8, offset=header).reshape(dims).copy()
 

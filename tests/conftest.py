@@ -40,13 +40,12 @@ def tiny_pixelcnn(levels=3, seed=0, dtype=np.float64):
     return model
 
 
-# The four MNIST IDX files that CI and this machine keep next to the repository
-# (no internet here): ../shared/mnist from the repository root.
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "mnist"
+# Real MNIST, cut to its first 2,000 training and 1,000 test images, committed
+# with the tests (tests/data/make_mnist_subset.py), so that a fresh clone runs
+# them offline with nothing downloaded or cached.
+MNIST_SUBSET = Path(__file__).resolve().parent / "data" / "mnist"
 
 
 @pytest.fixture(scope="session")
 def mnist_dir():
-    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.fail(f"MNIST files not found in {SHARED_MNIST}; the tests expect ../shared/mnist")
-    return SHARED_MNIST
+    return MNIST_SUBSET

@@ -22,10 +22,11 @@ from npixelcnn.data import MNISTDownloadError, dequantize, load_mnist, quantize,
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
 GOOD_FILES = sorted([f"{TEST_IMAGES}.gz", f"{TEST_LABELS}.gz"])
 
-# Computed from the files with np.bincount (test: 8 has 974 images).
+# Of the tests' subset (the first 2,000 / 1,000 images), computed with np.bincount
+# from the full files when the subset was made (test: 8 has 89 images).
 LABEL_COUNTS = {
-    "train": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
-    "test": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+    "train": [191, 220, 198, 191, 214, 180, 200, 224, 172, 210],
+    "test": [85, 126, 116, 107, 110, 87, 87, 99, 89, 94],
 }
 FIRST_LABELS = {"train": [5, 0, 4, 1, 9], "test": [7, 2, 1, 0, 4]}
 
@@ -52,7 +53,7 @@ def flip_last_byte(raw):
 # ---------------------------------------------------------------- reading the files
 
 
-@pytest.mark.parametrize("split, count", [("train", 60000), ("test", 10000)])
+@pytest.mark.parametrize("split, count", [("train", 2000), ("test", 1000)])
 def test_splits_have_mnist_shapes_dtypes_and_ranges(splits, split, count):
     images, labels = splits[split]
     assert images.shape == (count, 28, 28) and images.dtype == np.uint8
@@ -76,6 +77,31 @@ def test_images_start_after_the_16_byte_header(splits, mnist_dir):
     assert images[-1].tobytes() == raw[-784:]
 
 
+def test_a_named_folder_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch):
+    typo = tmp_path / "mnsit"
+    with pytest.raises(FileNotFoundError, match=rf"data_dir {typo} does not exist; create it"):
+        load_mnist("test", data_dir=typo, mirrors=["http://127.0.0.1:9/"])
+    monkeypatch.setenv("NPIXELCNN_DATA", str(typo))
+    with pytest.raises(FileNotFoundError, match=rf"\$NPIXELCNN_DATA {typo} does not exist"):
+        load_mnist("test", mirrors=["http://127.0.0.1:9/"])
+    assert not typo.exists()
+
+
+def test_a_named_folder_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=rf"data_dir {path} is a file, not a folder"):
+        load_mnist("test", data_dir=path, mirrors=[])
+
+
+def test_the_full_files_and_the_subset_are_known_by_their_checksums():
+    for name in data.SHA256:
+        assert data.SHA256[name] != data.SUBSET_SHA256[name]
+        assert re.fullmatch("[0-9a-f]{64}", data.SUBSET_SHA256[name])
+    listed = (Path(__file__).parent / "data" / "mnist" / "SHA256SUMS.uncompressed").read_text().split()
+    assert dict(zip(listed[1::2], listed[0::2])) == data.SUBSET_SHA256
+
+
 def test_unknown_split_lists_the_valid_ones():
     with pytest.raises(ValueError, match=r"split must be one of \['test', 'train'\], got 'val'"):
         load_mnist("val", mirrors=[])
@@ -90,7 +116,7 @@ def test_folder_is_data_dir_then_env_var_then_home_cache(mnist_dir, tmp_path, mo
 
     monkeypatch.setenv("NPIXELCNN_DATA", str(mnist_dir))
     images, _ = load_mnist("test", mirrors=[], progress=False)   # mirrors=[]: must not download
-    assert images.shape == (10000, 28, 28)
+    assert images.shape == (1000, 28, 28)
 
     # data_dir wins over the variable: an empty folder with no mirrors cannot load.
     with pytest.raises(MNISTDownloadError, match=str(tmp_path)):
@@ -213,17 +239,19 @@ def server(mnist_dir, tmp_path_factory):
     thread.join()
 
 
-def test_download_is_verified_cached_and_not_fetched_again(server, splits, tmp_path, capsys):
-    cache = tmp_path / "new" / "cache"           # parents are created
+def test_download_is_verified_cached_and_not_fetched_again(server, splits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
+    cache = tmp_path / ".cache" / "npixelcnn" / "mnist"   # the default folder: it and its parents are created
     server.requests.clear()
-    images, labels = load_mnist("test", data_dir=cache, mirrors=[server.url["good"]], progress=True)
+    images, labels = load_mnist("test", mirrors=[server.url["good"]], progress=True)
     assert server.requests == [f"/good/{TEST_IMAGES}.gz", f"/good/{TEST_LABELS}.gz"]
     assert f"{TEST_IMAGES}.gz" in capsys.readouterr().err          # the progress bar
     np.testing.assert_array_equal(images, splits["test"][0])
     np.testing.assert_array_equal(labels, splits["test"][1])
     assert sorted(os.listdir(cache)) == GOOD_FILES
     for name in (TEST_IMAGES, TEST_LABELS):
-        assert hashlib.sha256(payload(cache, name)).hexdigest() == data.SHA256[name]
+        assert hashlib.sha256(payload(cache, name)).hexdigest() == data.SUBSET_SHA256[name]
 
     again = load_mnist("test", data_dir=cache, mirrors=[server.url["good"]])
     assert len(server.requests) == 2                                 # served from the cache
