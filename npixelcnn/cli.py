@@ -2,11 +2,15 @@
 
 Each command is a thin layer over the library: it parses options, calls
 :mod:`npixelcnn.train`, :mod:`npixelcnn.checkpoint` and :mod:`npixelcnn.viz`,
-and reports what it did. Errors a user can cause are printed as one clear line
-(exit status 2 for bad input, 1 when training fails), never as a traceback.
+and reports what it did. Errors a user can cause are printed as one clear line,
+never as a traceback: exit status 2 when the command cannot start (a bad
+option, a file that is not a checkpoint, a folder it cannot write), 1 when a
+run that started fails (the loss diverged, the disk filled up). Everything
+that can be checked before the work is checked before it.
 """
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -16,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import MNISTDownloadError, load_mnist, quantize
-from .files import write_json_atomically, write_npy_atomically
+from .data import MNISTDownloadError, check_data_dir, load_mnist, quantize
+from .files import (FolderInUseError, check_writable_folder, claim_folder, write_json_atomically,
+                    write_npy_atomically)
 from .losses import nats_per_image, nats_to_bits
 from .sampling import METHODS, complete, sample
 from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, steps_for_epochs,
@@ -30,6 +35,9 @@ TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train --preset seed --epochs 1 --batch-size 64 --lr 1e-3
   python -m npixelcnn train --levels 2 --steps 200 --out runs/binary
   python -m npixelcnn train --resume runs/small/checkpoint.npz  # continue an interrupted run
+
+--minutes counts training time only: the test evaluations (--evals) come on top,
+and the run prints its estimate of the whole before it starts.
 """
 
 EVAL_EXAMPLES = """examples:
@@ -54,6 +62,14 @@ class UsageError(Exception):
     """A problem with the user's options or files: printed as one line, exit status 2."""
 
 
+class RunFailed(Exception):
+    """A run that started could not go on (e.g. its folder could no longer be written): exit status 1."""
+
+
+MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
+TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "levels", "preset", "seed", "evals")
+
+
 def main(argv=None):
     """Entry point of ``python -m npixelcnn``; returns the exit status."""
     parser = build_parser()
@@ -64,12 +80,30 @@ def main(argv=None):
     args.command_line = "python -m npixelcnn " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args)
-    except (UsageError, CheckpointError, MNISTDownloadError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (UsageError, CheckpointError, MNISTDownloadError, FolderInUseError, ValueError) as err:
+        return fail(err, 2)
+    except OSError as err:           # a folder that is a file, read-only, missing, ...
+        return fail(describe_os_error(err), 2)
+    except MemoryError as err:
+        return fail(f"not enough memory for this command ({err}); ask for less: fewer images "
+                    f"(--n, --samples) or a smaller --batch-size", 2)
+    except RunFailed as err:
+        return fail(err, 1)
     except TrainingDiverged as err:
-        print(f"error: training diverged: {err}", file=sys.stderr)
-        return 1
+        return fail(f"training diverged: {err}", 1)
+
+
+def fail(message, status):
+    """Print 'error: ...' on stderr and return the exit status."""
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def describe_os_error(err):
+    """'Permission denied: runs/x/.npixelcnn.lock' rather than "[Errno 13] Permission denied: '...'"."""
+    if err.strerror and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
 
 
 def build_parser():
@@ -87,22 +121,28 @@ def build_parser():
         description="Train a PixelCNN on quantised MNIST. Writes OUT/checkpoint.npz (updated after "
                     "every test evaluation and when the run ends, Ctrl-C included), OUT/metrics.json, "
                     "OUT/loss_curve.png and OUT/samples.png.")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="small",
+    train.add_argument("--preset", choices=sorted(PRESETS),
                        help="architecture and training settings (default: small, the CPU one)")
-    train.add_argument("--levels", type=int, default=4, help="intensity levels, 2 to 256 (default: 4)")
+    train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--minutes", type=float, help="training time budget (default: 15)")
+    length.add_argument("--minutes", type=float,
+                        help="budget of training time only, in minutes (default: 15); the test "
+                             "evaluations come on top")
     length.add_argument("--epochs", type=float, help="passes over the 60,000 training images")
     length.add_argument("--steps", type=int, help="number of Adam updates")
     train.add_argument("--batch-size", type=int, help="images per update (default: from the preset)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: from the preset)")
-    train.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default: 0)")
-    train.add_argument("--evals", type=int, default=10, help="test-set evaluations during the run (default: 10)")
+    train.add_argument("--seed", type=int, help="seeds the weights and the data order (default: 0)")
+    train.add_argument("--evals", type=int, help="test-set evaluations, evenly spread, the last at the "
+                                                 "end (default: 10)")
     train.add_argument("--samples", type=int, default=16, help="images to sample at the end (0: none)")
     train.add_argument("--data-dir", help="folder with the MNIST .gz files (default: $NPIXELCNN_DATA or "
                                           "~/.cache/npixelcnn/mnist, downloaded if missing)")
     train.add_argument("--out", help="output folder (default: runs/PRESET-LEVELS-TIME)")
-    train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT "
+                                                              "(in its folder, or in --out)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="with --resume and --out: replace the checkpoint of another run in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     train.set_defaults(run=run_train)
 
@@ -151,12 +191,21 @@ def add_sampling_options(parser):
 
 # -- train ------------------------------------------------------------------
 def run_train(args):
-    if args.resume:
-        trainer, out = resume_trainer(args)
-    else:
-        trainer, out = new_trainer(args)
+    check_train_options(args)
+    out = output_folder(args)
+    with claim_folder(out):          # one run per folder, until this one ends
+        trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
+        try:
+            return train_and_report(args, trainer, out)
+        except OSError as err:
+            raise RunFailed(f"could not write to {out}: {describe_os_error(err)}. The last checkpoint "
+                            f"written is kept: {out / 'checkpoint.npz'}") from None
+
+
+def train_and_report(args, trainer, out):
     cfg = trainer.config
     print(f"model: {trainer.model}")
+    print(f"data: {len(trainer.train_images):,} training and {len(trainer.test_images):,} test images")
     print(f"training: {cfg.total_steps} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, "
           f"{cfg.levels} levels; writing to {out}/")
 
@@ -178,7 +227,8 @@ def run_train(args):
         "metrics": metrics(trainer), "wall_seconds": round(wall, 1), "history": state.history})
     plot_history(state.history, out / "loss_curve.png")
     if trainer.interrupted:
-        print(f"stopped by Ctrl-C at step {state.step}; resume with: "
+        how = "Ctrl-C (SIGINT)" if trainer.stopped_by == "SIGINT" else trainer.stopped_by
+        print(f"stopped by {how} at step {state.step}; resume with: "
               f"python -m npixelcnn train --resume {out / 'checkpoint.npz'}")
         return 0
     if args.samples > 0:
@@ -189,65 +239,110 @@ def run_train(args):
     bits = state.last_test_bits
     print(f"done: step {state.step}, {state.train_seconds / 60:.1f} min of training "
           f"({wall / 60:.1f} min with evaluations); test {bits:.4f} bits/dim")
+    uniform = math.log2(cfg.levels)
+    if bits >= uniform:
+        print(f"warning: {bits:.4f} bits/dim is no better than a uniform guess ({uniform:g} bits/dim): "
+              f"the model has not learnt; try another --lr or a longer run")
     print(f"wrote {out}/checkpoint.npz, metrics.json, loss_curve.png"
           + (", samples.png" if args.samples > 0 else ""))
     return 0
 
 
-def new_trainer(args):
-    preset = dict(PRESETS[args.preset])
+def check_train_options(args):
+    """Every option that can be checked before any work, checked (UsageError otherwise)."""
+    if args.resume:
+        given = [name for name in TRAINING_ONLY_OPTIONS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"--resume continues the saved run exactly; it cannot change "
+                             f"{', '.join('--' + n.replace('_', '-') for n in given)}")
+    elif args.overwrite:
+        raise UsageError("--overwrite goes with --resume; a new run never replaces a checkpoint")
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"no checkpoint at {args.resume}")
+    check_data_dir(args.data_dir)        # before the output folder is made
+    if args.levels is not None and not 2 <= args.levels <= 256:
+        raise UsageError(f"--levels must be between 2 and 256, got {args.levels}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be positive and finite, got {args.lr}")
+    if args.minutes is not None and not 0 < args.minutes <= MAX_MINUTES:
+        raise UsageError(f"--minutes must be a number of minutes between 0 and {MAX_MINUTES} (a week), "
+                         f"got {args.minutes}")
+    if args.epochs is not None and not math.isfinite(args.epochs):
+        raise UsageError(f"--epochs must be a finite number, got {args.epochs}")
+    if args.epochs is not None and not args.epochs > 0:
+        raise UsageError(f"--epochs must be positive, got {args.epochs}")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    if args.evals is not None and args.evals < 1:
+        raise UsageError(f"--evals must be at least 1, got {args.evals}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    if args.samples < 0:
+        raise UsageError(f"--samples must be 0 or more, got {args.samples}")
+
+
+def output_folder(args):
+    """The run's folder: --out, else the resumed checkpoint's folder, else runs/PRESET-LLEVELS-TIME."""
+    if args.out:
+        return Path(args.out)
+    if args.resume:
+        return Path(args.resume).parent
+    return Path(f"runs/{args.preset or 'small'}-L{args.levels or 4}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def new_trainer(args, out):
+    checkpoint = out / "checkpoint.npz"
+    if checkpoint.exists():
+        raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
+    preset = dict(PRESETS[args.preset or "small"])
     if args.batch_size is not None:
         preset["batch_size"] = args.batch_size
     if args.lr is not None:
         preset["lr"] = args.lr
     known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(levels=args.levels, seed=args.seed, evals=args.evals,
+    config = TrainConfig(levels=args.levels or 4, seed=args.seed or 0, evals=args.evals or 10,
                          **{k: v for k, v in preset.items() if k in known})
-    _check_config(config)
     train_images, test_images = load_levels(args.data_dir, config.levels)
     trainer = Trainer(config, train_images, test_images)
     if args.steps is not None:
         config.total_steps = args.steps
     elif args.epochs is not None:
         config.total_steps = steps_for_epochs(args.epochs, len(train_images), config.batch_size)
+        if config.total_steps < 1:
+            raise UsageError(f"--epochs {args.epochs:g} gives no full batch of {config.batch_size} "
+                             f"from {len(train_images):,} images; ask for more epochs or use --steps")
     else:
         minutes = 15.0 if args.minutes is None else args.minutes
-        if not minutes > 0:
-            raise UsageError(f"--minutes must be positive, got {minutes}")
         config.total_steps, per_step = steps_for_minutes(trainer, minutes)
-        print(f"time budget {minutes:g} min at {per_step * 1000:.0f} ms/step: {config.total_steps} steps")
-    if config.total_steps < 1:
-        raise UsageError("the run must have at least one step (check --steps / --epochs)")
-    out = Path(args.out or f"runs/{args.preset}-L{config.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
-    checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists():
-        raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return trainer, out
+        evaluation = seconds_per_evaluation(trainer)
+        total = minutes + config.evals * evaluation / 60
+        print(f"time budget {minutes:g} min of training time only, at {per_step * 1000:.0f} ms/step: "
+              f"{config.total_steps} steps; the {config.evals} test evaluations come on top "
+              f"(about {evaluation:.0f} s each): about {total:.0f} min in all")
+    return trainer
 
 
-def resume_trainer(args):
-    overridden = [name for name in ("minutes", "epochs", "steps", "batch_size", "lr")
-                  if getattr(args, name) is not None]
-    if overridden:
-        raise UsageError(f"--resume continues the saved run exactly; it cannot change "
-                         f"{', '.join('--' + n.replace('_', '-') for n in overridden)}")
+def seconds_per_evaluation(trainer, probe_images=100):
+    """Estimated seconds for one test-set evaluation, from timing a few test images."""
+    probe = trainer.test_images[:probe_images]
+    started = time.perf_counter()
+    evaluate(trainer.model, probe)
+    return (time.perf_counter() - started) * len(trainer.test_images) / len(probe)
+
+
+def resume_trainer(args, out):
+    target = out / "checkpoint.npz"
+    resumed = Path(args.resume)
+    if target.exists() and resumed.exists() and not target.samefile(resumed) and not args.overwrite:
+        raise UsageError(f"{out} already holds another run's checkpoint ({target}); resuming "
+                         f"{resumed} there would replace it. Choose another --out, or add --overwrite")
     ckpt = load_checkpoint(args.resume)
     train_images, test_images = load_levels(args.data_dir, ckpt.model.levels)
     trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume)
-    out = Path(args.out) if args.out else Path(args.resume).parent
-    out.mkdir(parents=True, exist_ok=True)
     print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")
-    return trainer, out
-
-
-def _check_config(config):
-    if not 2 <= config.levels <= 256:
-        raise UsageError(f"--levels must be between 2 and 256, got {config.levels}")
-    if config.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if not config.lr > 0:
-        raise UsageError(f"--lr must be positive, got {config.lr}")
+    return trainer
 
 
 def load_levels(data_dir, levels):
@@ -318,10 +413,13 @@ def run_complete(args):
 
 
 def png_path(out):
+    """--out checked before the sampling: a .png name, not a folder, in a folder that can be written."""
     out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; name a .png file, e.g. {out / 'samples.png'}")
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out must be a .png file, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out.parent)
     return out
 
 

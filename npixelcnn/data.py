@@ -83,11 +83,14 @@ def default_data_dir():
     return Path.home() / ".cache" / "npixelcnn" / "mnist"
 
 
-def _check_folder(folder, data_dir):
-    """A folder the user named must exist and be a folder: a typo should not start a download.
+def check_data_dir(data_dir=None):
+    """The MNIST folder (see :func:`resolve_data_dir`), checked before anything is loaded.
 
-    Only the default cache is created on first use.
+    A folder the user named (``data_dir`` or $NPIXELCNN_DATA) must exist and be
+    a folder: a typo should not start a download into a new folder. Only the
+    default cache is created on first use. Returns the folder as a Path.
     """
+    folder = resolve_data_dir(data_dir)
     named = "data_dir" if data_dir is not None else f"${ENV_VAR}"
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{named} {folder} is a file, not a folder of MNIST .gz files")
@@ -96,6 +99,7 @@ def _check_folder(folder, data_dir):
             f"{named} {folder} does not exist; create it (MNIST is downloaded into it) "
             f"or leave {named} unset to use {default_data_dir()}"
         )
+    return folder
 
 
 def load_mnist(split="train", data_dir=None, mirrors=None, progress=True):
@@ -118,8 +122,7 @@ def load_mnist(split="train", data_dir=None, mirrors=None, progress=True):
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     if isinstance(mirrors, str):
         raise TypeError(f"mirrors must be a list of base URLs, got the string {mirrors!r}; wrap it in a list")
-    folder = resolve_data_dir(data_dir)
-    _check_folder(folder, data_dir)
+    folder = check_data_dir(data_dir)
     mirrors = MIRRORS if mirrors is None else list(mirrors)
     prefix = SPLITS[split]
     images_name, labels_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"

@@ -1,18 +1,32 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file.
+"""Files a run writes: atomic writes, and one run per output folder.
 
-The content goes to a temporary file in the target's folder, is flushed to disk,
-and is then renamed over the target. A rename within one filesystem is atomic
-(os.replace, on POSIX and Windows): the target is either the old file or the
-complete new one. If anything fails, Ctrl-C included, the temporary file is
-removed and the old target is untouched.
+Atomic writes. The content goes to a temporary file in the target's folder, is
+flushed to disk, and is then renamed over the target. A rename within one
+filesystem is atomic (os.replace, on POSIX and Windows): the target is either
+the old file or the complete new one. If anything fails, Ctrl-C included, the
+temporary file is removed and the old target is untouched. Only ``kill -9`` (or
+a power cut) can leave a temporary file behind; its name carries the writer's
+process id, and the next write of the same target removes it once that process
+is gone.
+
+One run per folder. A training run claims its output folder for as long as it
+runs (:func:`claim_folder`), so two runs started with the same ``--out`` cannot
+both write there.
 """
 
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+LOCK_NAME = ".npixelcnn.lock"
+
+
+class FolderInUseError(RuntimeError):
+    """Another process has claimed the output folder."""
 
 
 def write_atomically(path, write):
@@ -20,7 +34,10 @@ def write_atomically(path, write):
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder")
+    remove_stale_temporaries(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     # os.open with 0o666 lets the umask set the usual permissions (mkstemp gives 0o600).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -35,6 +52,28 @@ def write_atomically(path, write):
     return path
 
 
+def remove_stale_temporaries(path):
+    """Remove the temporary files of earlier writes of ``path`` whose writer is gone (kill -9)."""
+    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        writer = tmp.name[len(Path(path).name) + 2:].split("-")[0]
+        if writer.isdigit() and not _process_alive(int(writer)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True                    # a write of ours in another thread
+    if os.name != "posix":
+        return True                    # no cheap check: keep the file
+    try:
+        os.kill(pid, 0)                # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True                    # it exists, and belongs to someone else
+    return True
+
+
 def write_npy_atomically(path, array):
     """Write ``array`` as a .npy file to ``path`` atomically. Returns the Path."""
     return write_atomically(path, lambda f: np.save(f, array, allow_pickle=False))
@@ -44,3 +83,71 @@ def write_json_atomically(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically. Returns the Path."""
     text = json.dumps(obj, indent=2)
     return write_atomically(path, lambda f: f.write(text.encode() + b"\n"))
+
+
+def check_writable_folder(folder):
+    """Create ``folder`` if needed and prove that a file can be written in it.
+
+    Raises NotADirectoryError if it is a file, and the OS's error (PermissionError,
+    a read-only filesystem, ...) if it cannot be created or written, so a command
+    can fail before its work instead of after it.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".npixelcnn-write-test.{os.getpid()}-{secrets.token_hex(4)}"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    probe.unlink()
+    return folder
+
+
+@contextmanager
+def claim_folder(folder):
+    """Hold ``folder`` for this process until the block ends: one run writes there at a time.
+
+    Creates the folder if needed, then takes an exclusive lock on the file
+    ``folder/.npixelcnn.lock`` (``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows). The OS drops the lock when the process ends, even by ``kill -9``,
+    so a crash never leaves a folder claimed.
+
+    Raises :class:`FolderInUseError` if another process (or another claim in
+    this one) holds it; NotADirectoryError or the OS's error if the folder is a
+    file, cannot be created, or cannot be written.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if not _lock(fd):
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise FolderInUseError(
+                f"{folder} is in use by another run (pid {owner}); wait for it to end, or choose another --out"
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield folder
+    finally:
+        os.close(fd)                   # closing the file releases the lock
+
+
+def _lock(fd):
+    """Try to take an exclusive lock on the open file ``fd`` without waiting; True if taken."""
+    try:
+        import fcntl
+    except ImportError:                # Windows
+        import msvcrt
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        # flock, not lockf: flock locks belong to the open file, so a second
+        # claim in the same process is refused too.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -1,8 +1,11 @@
 """Optimizers that update ``model.params`` in place from ``model.grads``."""
 
 import math
+import numbers
 
 import numpy as np
+
+from .validation import check_fraction, check_positive_number
 
 
 def global_norm(grads):
@@ -28,10 +31,10 @@ class Optimizer:
     """Shared parts: the model, an optional clip and the step counter."""
 
     def __init__(self, model, lr, clip_norm=None):
-        if not lr > 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
+        check_positive_number(lr, "lr")
+        if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and not isinstance(clip_norm, bool)
+                                          and math.isfinite(clip_norm) and clip_norm > 0):
+            raise ValueError(f"clip_norm must be a finite number > 0 or None, got {clip_norm!r}")
         self.model, self.lr, self.clip_norm = model, lr, clip_norm
         self.t = 0
         self.last_grad_norm = None
@@ -70,8 +73,9 @@ class Adam(Optimizer):
 
     def __init__(self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, clip_norm=None):
         super().__init__(model, lr, clip_norm)
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1} and {beta2}")
+        check_fraction(beta1, "beta1")
+        check_fraction(beta2, "beta2")
+        check_positive_number(eps, "eps")      # eps <= 0 can divide by zero
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = {name: np.zeros_like(p) for name, p in model.params.items()}
         self.v = {name: np.zeros_like(p) for name, p in model.params.items()}

@@ -122,8 +122,16 @@ def draw(logits, temperature, rng):
     Returns:
         (n,) uint8 levels.
     """
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max(axis=1, keepdims=True))
+    z = logits.astype(np.float64)
+    if not np.isfinite(z).all():
+        raise ValueError("draw: the model gave NaN or infinite logits; its parameters are broken "
+                         "(a diverged run?), so there is nothing to sample from")
+    # Subtract the maximum before dividing: every difference is <= 0, so a tiny
+    # temperature sends it to -inf (probability 0, a greedy choice), never to
+    # +inf, where exp and the normalisation would make NaNs.
+    with np.errstate(over="ignore"):
+        z = (z - z.max(axis=1, keepdims=True)) / temperature
+    p = np.exp(z)
     cdf = np.cumsum(p, axis=1)
     u = rng.random(len(z))[:, None] * cdf[:, -1:]          # scale u instead of normalising p
     return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1).astype(np.uint8)

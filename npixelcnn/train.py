@@ -15,8 +15,9 @@ import math
 import signal
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -25,8 +26,8 @@ from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
 from .model import PixelCNN
 from .optim import Adam
-from .progress import tqdm
-from .validation import check_positive_int
+from .progress import paused, tqdm
+from .validation import check_level_images, check_positive_int, check_positive_number, check_real
 
 # Presets: an architecture and the training settings measured to suit it.
 # "small" is what two CPU cores train well in minutes and "medium" what they
@@ -49,7 +50,8 @@ class TrainConfig:
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
     clip_norm: gradients are clipped to this global norm (the seed used 1.0).
     total_steps: length of the run; set from epochs, or from a time budget.
-    evals: how many test-set evaluations to spread over the run (plus one at the end).
+    evals: how many test-set evaluations, spread evenly over the run, the last
+        one at the final step (see :func:`evaluation_steps`).
     seed: seeds both the weights and the data order.
     """
 
@@ -68,6 +70,39 @@ class TrainConfig:
 
     def model_config(self):
         return dict(levels=self.levels, hidden=self.hidden, blocks=self.blocks, head=self.head)
+
+
+def check_train_config(config):
+    """Raise a clear TypeError or ValueError for a setting no run can use.
+
+    Called for every new :class:`Trainer`, and so for every resumed checkpoint.
+    The architecture (hidden, blocks, head) is checked by :class:`PixelCNN`.
+    """
+    check_positive_int(config.levels, "levels", minimum=2)
+    if config.levels > 256:
+        raise ValueError(f"levels must be at most 256, got {config.levels}")
+    check_positive_int(config.batch_size, "batch_size")
+    check_positive_number(config.lr, "lr")
+    check_positive_int(config.warmup_steps, "warmup_steps", minimum=0)
+    check_real(config.final_lr_fraction, "final_lr_fraction")
+    if not 0 <= config.final_lr_fraction <= 1:
+        raise ValueError(f"final_lr_fraction must be in [0, 1], got {config.final_lr_fraction}")
+    if config.clip_norm is not None:                  # None: no clipping
+        check_positive_number(config.clip_norm, "clip_norm")
+    check_positive_int(config.total_steps, "total_steps")
+    check_positive_int(config.evals, "evals")
+    check_positive_int(config.seed, "seed", minimum=0)
+
+
+def evaluation_steps(total_steps, evals):
+    """The steps after which the test set is scored: ``evals`` of them, evenly spread.
+
+    Step ceil(k * total_steps / evals) for k = 1..evals, so the last one is the
+    final step and none comes twice (a short run gets one per step at most).
+
+    Returns a sorted list of ints in [1, total_steps].
+    """
+    return sorted({-(-k * total_steps // evals) for k in range(1, evals + 1)})
 
 
 def learning_rate(config, step):
@@ -99,7 +134,16 @@ class TrainState:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN or infinite."""
+    """The loss exploded, or the loss or the gradients became NaN or infinite."""
+
+
+# A run has diverged when its mean loss over the last DIVERGENCE_WINDOW steps is
+# more than DIVERGENCE_FACTOR times a uniform guess over the levels (log L nats
+# per pixel, log2 L bits/dim). A fresh model starts near that guess and training
+# only goes down from it; a learning rate that is far too high sends the loss to
+# 1e8 and beyond without ever making it NaN.
+DIVERGENCE_WINDOW = 20
+DIVERGENCE_FACTOR = 3.0
 
 
 def evaluate(model, levels_images, batch_size=50, progress=False):
@@ -116,7 +160,9 @@ def evaluate(model, levels_images, batch_size=50, progress=False):
     back in the mode it was in.
     """
     check_positive_int(batch_size, "batch_size")
-    levels_images = np.asarray(levels_images)
+    if len(levels_images) == 0:
+        raise ValueError("evaluate: no images to evaluate (got an empty array)")
+    levels_images = check_level_images(np.asarray(levels_images), model.levels, "evaluate")
     was_training = model.training
     model.eval()
     total = 0.0
@@ -141,6 +187,7 @@ class Trainer:
     """
 
     def __init__(self, config, train_images, test_images, model=None, optimizer=None, state=None):
+        check_train_config(config)
         self.config = config
         self.train_images = np.asarray(train_images)
         self.test_images = np.asarray(test_images)
@@ -155,7 +202,13 @@ class Trainer:
         )
         self.state = state if state is not None else TrainState()
         self._epoch_order = (None, None)
-        self.interrupted = False          # set by run() when Ctrl-C ended it
+        self._recent_losses = deque(maxlen=DIVERGENCE_WINDOW)
+        self.stopped_by = None            # set by run(): "SIGINT" (Ctrl-C) or "SIGTERM" (kill) if one ended it
+
+    @property
+    def interrupted(self):
+        """True when a signal (Ctrl-C, kill) ended the last :meth:`run` before its end."""
+        return self.stopped_by is not None
 
     # -- data order -------------------------------------------------------
     def batch_indices(self, step):
@@ -183,6 +236,7 @@ class Trainer:
                     f"{self.optimizer.lr:.3g}); try a lower --lr, and keep gradient clipping on"
                 )
             loss, dlogits = softmax_cross_entropy(logits, batch)
+            self.check_loss(loss, step)           # before the update: the parameters stay as they were
             self.model.backward(dlogits)
             self.optimizer.lr = learning_rate(self.config, step)
             self.optimizer.step()
@@ -190,6 +244,24 @@ class Trainer:
             raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
         self.state.step += 1
         return loss
+
+    def check_loss(self, loss, step):
+        """Raise :class:`TrainingDiverged` when the recent losses (nats/dim) have exploded.
+
+        See :data:`DIVERGENCE_FACTOR`: the mean of the last
+        :data:`DIVERGENCE_WINDOW` losses, ``loss`` included, must stay below
+        that many times the loss of a uniform guess, ln L.
+        """
+        self._recent_losses.append(loss)
+        mean = float(np.mean(self._recent_losses))
+        uniform = math.log(self.config.levels)
+        if mean > DIVERGENCE_FACTOR * uniform:
+            raise TrainingDiverged(
+                f"the training loss rose to {nats_to_bits(mean):.3g} bits/dim at step {step} (mean of the "
+                f"last {len(self._recent_losses)} steps), over {DIVERGENCE_FACTOR:g} times a uniform guess "
+                f"({nats_to_bits(uniform):g} bits/dim); the learning rate ({self.optimizer.lr:.3g} at this "
+                f"step) is too high: try a lower --lr"
+            )
 
     # -- the loop ---------------------------------------------------------
     def run(self, max_steps=None, on_checkpoint=None, checkpoint_every=300.0, progress=True):
@@ -209,9 +281,11 @@ class Trainer:
         """
         cfg, state = self.config, self.state
         end = cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
-        eval_every = max(cfg.total_steps // max(cfg.evals, 1), 1)
-        record_every = max(min(50, eval_every), 1)
+        eval_steps = set(evaluation_steps(cfg.total_steps, cfg.evals))
+        record_every = max(min(50, cfg.total_steps // cfg.evals), 1)
         losses, last_save, saved_step = [], time.perf_counter(), None
+        # The bar's rate and remaining time count training steps only: evaluations
+        # and saves run "paused", outside its clock.
         bar = tqdm(total=cfg.total_steps, initial=state.step, desc="training", unit="step",
                    disable=not progress, dynamic_ncols=True)
         with stop_on_interrupt() as stop:
@@ -224,23 +298,27 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(bits=f"{nats_to_bits(losses[-1]):.4f}",
                                     img_s=f"{cfg.batch_size / seconds:.0f}", refresh=False)
-                    at_eval = state.step % eval_every == 0 or state.step == cfg.total_steps
-                    if state.step % record_every == 0 or at_eval:
-                        self.record(losses, test=at_eval)
-                        losses = []
-                        if at_eval and progress:
-                            bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
-                    due = at_eval or time.perf_counter() - last_save > checkpoint_every
-                    if on_checkpoint and due:
-                        on_checkpoint(self)
-                        last_save, saved_step = time.perf_counter(), state.step
+                    at_eval = state.step in eval_steps
+                    at_record = at_eval or state.step % record_every == 0
+                    at_save = on_checkpoint is not None and (
+                        at_eval or time.perf_counter() - last_save > checkpoint_every)
+                    if at_record or at_save:
+                        with paused(bar):
+                            if at_record:
+                                self.record(losses, test=at_eval)
+                                losses = []
+                            if at_eval and progress:
+                                bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
+                            if at_save:
+                                on_checkpoint(self)
+                                last_save, saved_step = time.perf_counter(), state.step
             finally:
                 bar.close()
         if losses:
             self.record(losses, test=False)
         if on_checkpoint and saved_step != state.step:     # not twice for the same step
             on_checkpoint(self)
-        self.interrupted = stop.is_set()
+        self.stopped_by = stop.signal_name
         return state
 
     def record(self, losses, test):
@@ -265,13 +343,24 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint"):
-        """The Trainer held by a loaded :class:`Checkpoint` (see :meth:`resume`)."""
+        """The Trainer held by a loaded :class:`Checkpoint` (see :meth:`resume`).
+
+        Raises :class:`CheckpointError`, with the reason, when the training
+        metadata is missing, incomplete, has settings no run can use, or
+        disagrees with the model the file holds.
+        """
         if ckpt.optimizer is None or "train" not in ckpt.meta or "state" not in ckpt.meta:
             raise CheckpointError(f"{path} holds a model but no training state to resume")
-        config = TrainConfig(**ckpt.meta["train"])
-        saved = ckpt.meta["state"]
-        state = TrainState(step=saved["step"], train_seconds=saved["train_seconds"],
-                           history=ckpt.meta.get("history", []))
+        config = _config_from_meta(ckpt.meta["train"], path)
+        try:
+            check_train_config(config)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: its training settings are invalid: {err}") from None
+        for key, value in ckpt.model.config.items():
+            if getattr(config, key, value) != value:
+                raise CheckpointError(f"{path}: its training settings say {key}={getattr(config, key)!r} but "
+                                      f"the model it holds has {key}={value!r}; the file was edited")
+        state = _state_from_meta(ckpt.meta, config, path)
         return cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
 
     def checkpoint_meta(self):
@@ -286,6 +375,40 @@ class Trainer:
         }
 
 
+def _config_from_meta(settings, path):
+    """The TrainConfig saved in a checkpoint, every field present and no other."""
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path}: its training settings must be a dict, got {type(settings).__name__}")
+    names = [f.name for f in fields(TrainConfig)]
+    unknown, missing = sorted(set(settings) - set(names)), [n for n in names if n not in settings]
+    if unknown or missing:
+        raise CheckpointError(f"{path}: its training settings do not match this version of npixelcnn: "
+                              f"unknown settings {unknown}, missing settings {missing}")
+    return TrainConfig(**settings)
+
+
+def _state_from_meta(meta, config, path):
+    """The TrainState saved in a checkpoint, checked against its config."""
+    saved, history = meta["state"], meta.get("history", [])
+    if not isinstance(saved, dict) or not {"step", "train_seconds"} <= set(saved):
+        raise CheckpointError(f"{path}: its 'state' must be a dict with 'step' and 'train_seconds', got {saved!r}")
+    step, seconds = saved["step"], saved["train_seconds"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= config.total_steps:
+        raise CheckpointError(f"{path}: its state.step must be an int from 0 to {config.total_steps} "
+                              f"(the run's total_steps), got {step!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise CheckpointError(f"{path}: its state.train_seconds must be a finite number >= 0, got {seconds!r}")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"{path}: its history must be a list of records (dicts)")
+    return TrainState(step=step, train_seconds=float(seconds), history=history)
+
+
+class StopRequest(threading.Event):
+    """Set by a signal; ``signal_name`` says which ("SIGINT" for Ctrl-C, "SIGTERM" for kill)."""
+
+    signal_name = None
+
+
 @contextmanager
 def stop_on_interrupt():
     """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a flag the loop checks between steps.
@@ -295,7 +418,7 @@ def stop_on_interrupt():
     the loop ends and the caller saves a consistent checkpoint. A second Ctrl-C
     raises KeyboardInterrupt as usual.
     """
-    stop = threading.Event()
+    stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield stop                        # signals only reach the main thread
         return
@@ -303,8 +426,9 @@ def stop_on_interrupt():
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
+        stop.signal_name = signal.Signals(signum).name
         stop.set()
-        print(f"\n{signal.Signals(signum).name}: finishing this step and saving; "
+        print(f"\n{stop.signal_name}: finishing this step and saving; "
               f"press Ctrl-C again to abort without saving.")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -316,8 +440,8 @@ def stop_on_interrupt():
 
 
 def steps_for_epochs(epochs, n_images, batch_size):
-    """Number of updates in ``epochs`` passes over ``n_images`` (partial batches dropped)."""
-    return max(int(round(epochs * (n_images // batch_size))), 1)
+    """Number of updates in ``epochs`` passes over ``n_images`` (partial batches dropped; may be 0)."""
+    return int(round(epochs * (n_images // batch_size)))
 
 
 def steps_for_minutes(trainer, minutes, probe_steps=20):

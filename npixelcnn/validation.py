@@ -5,6 +5,8 @@ mistake surfaces at the call that made it instead of as a NumPy broadcasting
 error three layers deeper.
 """
 
+import numbers
+
 import numpy as np
 
 
@@ -68,6 +70,26 @@ def check_positive_int(value, name, minimum=1):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def check_positive_number(value, name):
+    """Raise unless ``value`` is a real number, finite and > 0 (a learning rate, an epsilon)."""
+    check_real(value, name)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+def check_fraction(value, name):
+    """Raise unless ``value`` is a real number in [0, 1) (Adam's betas)."""
+    check_real(value, name)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
+def check_real(value, name):
+    """Raise TypeError unless ``value`` is a real number (bools and strings are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
 
 
 def check_level_images(images, levels, where, allow_channel=False):

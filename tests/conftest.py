@@ -49,3 +49,22 @@ MNIST_SUBSET = Path(__file__).resolve().parent / "data" / "mnist"
 @pytest.fixture(scope="session")
 def mnist_dir():
     return MNIST_SUBSET
+
+
+@pytest.fixture
+def few_mnist_images(monkeypatch, mnist_dir):
+    """The CLI reads real MNIST, cut to 256 training and 32 test images and to their central
+    12 x 12 pixels (sampling visits every pixel), so each run takes about a second.
+
+    A ``data_dir`` given to the CLI is still checked by the real loader."""
+    from npixelcnn import cli
+    cache = {split: npc.load_mnist(split, mnist_dir) for split in ("train", "test")}
+
+    def load_mnist(split="train", data_dir=None):
+        if data_dir is not None:
+            npc.load_mnist(split, data_dir, mirrors=[])
+        images, labels = cache[split]
+        n = 256 if split == "train" else 32
+        return images[:n, 8:20, 8:20], labels[:n]
+
+    monkeypatch.setattr(cli, "load_mnist", load_mnist)

@@ -342,7 +342,7 @@ def test_adam_moments_that_do_not_match_are_refused(saved):
 @pytest.mark.parametrize("change, match", [
     (lambda o: o.pop("t"), "invalid optimizer settings .*KeyError"),
     (lambda o: o.update(t=-1), r"step count t must be an int >= 0, got -1"),
-    (lambda o: o.update(lr=-1.0), "learning rate must be positive"),
+    (lambda o: o.update(lr=-1.0), "lr must be a finite number > 0"),
     (lambda o: o.update(momentum=0.9), "unexpected keyword argument 'momentum'"),
 ])
 def test_invalid_optimizer_settings_are_refused(saved, change, match):

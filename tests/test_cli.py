@@ -16,18 +16,7 @@ from npixelcnn.train import Trainer
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def few_mnist_images(monkeypatch, mnist_dir):
-    """The CLI reads real MNIST, cut to 256 training and 32 test images and to their central
-    12 x 12 pixels (sampling visits every pixel), so each run takes about a second."""
-    cache = {split: npc.load_mnist(split, mnist_dir) for split in ("train", "test")}
-
-    def load_mnist(split="train", data_dir=None):
-        images, labels = cache[split]
-        n = 256 if split == "train" else 32
-        return images[:n, 8:20, 8:20], labels[:n]
-
-    monkeypatch.setattr(cli, "load_mnist", load_mnist)
+pytestmark = pytest.mark.usefixtures("few_mnist_images")
 
 
 def run(*args):
