@@ -347,7 +347,7 @@ def test_a_vanishing_temperature_samples_the_greedy_image():
         warnings.simplefilter("error")
         greedy = npc.sample(model, 2, shape=(5, 5), temperature=1e-320, seed=0, method="cached")
     np.testing.assert_array_equal(greedy[0], greedy[1])      # no randomness left
-    logits = model.forward(npc.to_model_input(greedy, 4))
+    logits = model.forward(npc.to_model_input(greedy, 4).astype(np.float64))
     np.testing.assert_array_equal(greedy, logits.argmax(axis=-1))
 
 
