@@ -6,7 +6,10 @@
 
 The full run is how the committed outputs are made; the fast mode is what the
 tests run (tests/test_lessons.py). Each notebook reads NPIXELCNN_FAST in its
-parameters cell and shrinks its data and steps when it is "1".
+parameters cell and shrinks its data and steps when it is "1". The fast mode
+also reads MNIST from the small subset committed with the tests
+(tests/data/mnist), unless NPIXELCNN_DATA names another folder, so it needs no
+download; the full run uses the full data (downloaded on first use).
 
 Saved outputs are cleaned the way a terminal would show them: a progress bar
 redraws itself with carriage returns, and only its last state is kept.
@@ -18,6 +21,7 @@ import re
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -25,6 +29,8 @@ from nbclient import NotebookClient
 
 LESSONS = Path(__file__).resolve().parent
 FAST_ENV = "NPIXELCNN_FAST"
+DATA_ENV = "NPIXELCNN_DATA"
+MNIST_SUBSET = LESSONS.parent / "tests" / "data" / "mnist"     # the first 2,000 / 1,000 MNIST images
 
 
 def notebooks(prefixes=()):
@@ -44,17 +50,28 @@ def execute(path, fast, timeout=1800):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    before = os.environ.get(FAST_ENV)
-    os.environ[FAST_ENV] = "1" if fast else "0"         # the kernel inherits our environment
-    try:
+    settings = {FAST_ENV: "1" if fast else "0"}
+    if fast and not os.environ.get(DATA_ENV):
+        settings[DATA_ENV] = str(MNIST_SUBSET)
+    with environment(settings):                         # the kernel inherits our environment
         started = time.perf_counter()
         client.execute()
         return nb, time.perf_counter() - started
+
+
+@contextmanager
+def environment(settings):
+    """Set the environment variables in ``settings`` for the block, then put them back."""
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
     finally:
-        if before is None:
-            del os.environ[FAST_ENV]
-        else:
-            os.environ[FAST_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def clean_outputs(nb):

@@ -62,16 +62,18 @@ def test_committed_lesson_carries_the_outputs_of_a_full_run(name):
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-def test_lesson_runs_top_to_bottom_in_fast_mode(name, mnist_dir, monkeypatch):
-    monkeypatch.setenv("NPIXELCNN_DATA", str(mnist_dir))       # the kernel inherits it
+def test_lesson_runs_top_to_bottom_in_fast_mode(name, monkeypatch, tmp_path):
+    # Fast mode reads the tests' MNIST subset by itself: no variable, no cache, no download.
+    monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))                  # the kernel inherits both
     nb, seconds = run_lessons.execute(LESSONS / f"{name}.ipynb", fast=True, timeout=300)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
     print(f"{name}: {seconds:.1f} s in fast mode")
 
 
-def test_lesson_04_can_skip_training_and_use_the_shipped_model(mnist_dir, monkeypatch):
-    monkeypatch.setenv("NPIXELCNN_DATA", str(mnist_dir))
+def test_lesson_04_can_skip_training_and_use_the_shipped_model(monkeypatch):
+    monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
     monkeypatch.setenv("NPIXELCNN_SKIP_TRAINING", "1")
     nb, _ = run_lessons.execute(LESSONS / "04_training_on_mnist.ipynb", fast=True, timeout=300)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -104,7 +104,7 @@ def test_adam_keeps_masked_weights_at_zero():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0), "learning rate"), (dict(lr=-1), "learning rate"),
+    (dict(lr=0), "lr must be a finite number > 0"), (dict(lr=-1), "lr must be a finite number > 0"),
     (dict(beta1=1.0), "beta1"), (dict(clip_norm=0), "clip_norm"),
 ])
 def test_bad_optimizer_settings_are_rejected(kwargs, match):
