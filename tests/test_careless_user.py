@@ -389,33 +389,40 @@ def test_impossible_budgets_are_refused_before_any_training(args, message, tmp_p
 # ------------------------------------------------------------ 9. kill -9 during a save
 
 
-def test_temporary_files_left_by_a_killed_save_are_removed_by_the_next_save(tmp_path):
-    target = tmp_path / "checkpoint.npz"
+def start_a_slow_save(target):
+    """A process that is in the middle of write_atomically(target), for a minute."""
     code = ("import time\nfrom npixelcnn.files import write_atomically\n"
             f"write_atomically({str(target)!r}, lambda f: (f.write(b'x' * 1000), f.flush(), "
             "print('writing', flush=True), time.sleep(60)))")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "writing"
+    return child
+
+
+def temporaries(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_temporary_files_left_by_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    target = tmp_path / "checkpoint.npz"
+    child = start_a_slow_save(target)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    left = [p.name for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].startswith(".checkpoint.npz.") and left[0].endswith(".tmp")
+    left = temporaries(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".checkpoint.npz.")
 
     files.write_atomically(target, lambda f: f.write(b"complete"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
 
 
-def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
-    """Only temporary files of processes that are gone are removed."""
+def test_a_save_of_the_same_file_in_progress_elsewhere_is_left_alone(tmp_path):
+    """Only the temporary files of processes that are gone are removed."""
     target = tmp_path / "checkpoint.npz"
-    code = ("import time\nfrom npixelcnn.files import write_atomically\n"
-            f"write_atomically({str(target)!r}, lambda f: (f.write(b'x'), f.flush(), "
-            "print('writing', flush=True), time.sleep(60)))")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = start_a_slow_save(target)
     try:
-        assert child.stdout.readline().strip() == "writing"
-        files.write_atomically(tmp_path / "metrics.json", lambda f: f.write(b"{}"))
-        assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1
+        theirs = temporaries(tmp_path)
+        files.write_atomically(target, lambda f: f.write(b"ours"))
+        assert temporaries(tmp_path) == theirs and target.read_bytes() == b"ours"
     finally:
         child.kill()
         child.wait()
