@@ -67,7 +67,9 @@ class RunFailed(Exception):
 
 
 MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
-TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "levels", "preset", "seed", "evals")
+# A new run's defaults; a resume takes all of them from its checkpoint, and refuses them as options.
+NEW_RUN_DEFAULTS = dict(preset="small", levels=4, seed=0, evals=10)
+TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", *NEW_RUN_DEFAULTS)
 
 
 def main(argv=None):
@@ -192,6 +194,10 @@ def add_sampling_options(parser):
 # -- train ------------------------------------------------------------------
 def run_train(args):
     check_train_options(args)
+    if not args.resume:
+        for name, value in NEW_RUN_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     out = output_folder(args)
     with claim_folder(out):          # one run per folder, until this one ends
         trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
@@ -289,20 +295,20 @@ def output_folder(args):
         return Path(args.out)
     if args.resume:
         return Path(args.resume).parent
-    return Path(f"runs/{args.preset or 'small'}-L{args.levels or 4}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return Path(f"runs/{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def new_trainer(args, out):
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists():
         raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
-    preset = dict(PRESETS[args.preset or "small"])
+    preset = dict(PRESETS[args.preset])
     if args.batch_size is not None:
         preset["batch_size"] = args.batch_size
     if args.lr is not None:
         preset["lr"] = args.lr
     known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(levels=args.levels or 4, seed=args.seed or 0, evals=args.evals or 10,
+    config = TrainConfig(levels=args.levels, seed=args.seed, evals=args.evals,
                          **{k: v for k, v in preset.items() if k in known})
     train_images, test_images = load_levels(args.data_dir, config.levels)
     trainer = Trainer(config, train_images, test_images)

@@ -160,9 +160,10 @@ def evaluate(model, levels_images, batch_size=50, progress=False):
     back in the mode it was in.
     """
     check_positive_int(batch_size, "batch_size")
-    if len(levels_images) == 0:
+    levels_images = np.asarray(levels_images)
+    if len(levels_images) == 0:       # the mean of nothing: say so, rather than divide by zero
         raise ValueError("evaluate: no images to evaluate (got an empty array)")
-    levels_images = check_level_images(np.asarray(levels_images), model.levels, "evaluate")
+    levels_images = check_level_images(levels_images, model.levels, "evaluate")
     was_training = model.training
     model.eval()
     total = 0.0
