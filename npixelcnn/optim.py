@@ -1,7 +1,6 @@
 """Optimizers that update ``model.params`` in place from ``model.grads``."""
 
 import math
-import numbers
 
 import numpy as np
 
@@ -32,9 +31,8 @@ class Optimizer:
 
     def __init__(self, model, lr, clip_norm=None):
         check_positive_number(lr, "lr")
-        if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and not isinstance(clip_norm, bool)
-                                          and math.isfinite(clip_norm) and clip_norm > 0):
-            raise ValueError(f"clip_norm must be a finite number > 0 or None, got {clip_norm!r}")
+        if clip_norm is not None:                       # None: no clipping
+            check_positive_number(clip_norm, "clip_norm")
         self.model, self.lr, self.clip_norm = model, lr, clip_norm
         self.t = 0
         self.last_grad_norm = None

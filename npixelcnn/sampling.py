@@ -21,7 +21,6 @@ Two ways to run that loop, with the same random draws and the same result:
 :func:`complete` fills in the hidden part of given images the same way.
 """
 
-import numbers
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from .layers import Conv2D, MaskedConv2D
 from .model import PixelCNN
 from .parallel import limit_blas_threads
 from .progress import tqdm
-from .validation import check_level_images, check_positive_int
+from .validation import check_level_images, check_positive_int, check_positive_number
 
 METHODS = ("naive", "cached")
 
@@ -60,7 +59,7 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     _check_model(model)
     check_positive_int(n, "n")
     shape = _check_shape(shape)
-    _check_temperature(temperature)
+    check_positive_number(temperature, "temperature")
     _check_method(method)
     rng = np.random.default_rng(seed)
     images = np.zeros((n,) + shape, dtype=np.uint8)          # the naive loop starts from zeros
@@ -100,7 +99,7 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     n, height, width = images.shape
     visible = _check_visible(visible, images.shape)
     check_positive_int(n_samples, "n_samples")
-    _check_temperature(temperature)
+    check_positive_number(temperature, "temperature")
     _check_method(method)
     rng = np.random.default_rng(seed)
     # Each image is repeated n_samples times, so one batch draws every completion.
@@ -497,13 +496,6 @@ def _check_shape(shape):
     for size in shape:
         check_positive_int(size, "shape")
     return tuple(int(s) for s in shape)
-
-
-def _check_temperature(temperature):
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
 
 
 def _check_method(method):
