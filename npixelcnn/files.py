@@ -54,10 +54,13 @@ def write_atomically(path, write):
 
 def remove_stale_temporaries(path):
     """Remove the temporary files of earlier writes of ``path`` whose writer is gone (kill -9)."""
-    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
-        writer = tmp.name[len(Path(path).name) + 2:].split("-")[0]
-        if writer.isdigit() and not _process_alive(int(writer)):
-            tmp.unlink(missing_ok=True)
+    path = Path(path)
+    prefix = f".{path.name}."                  # names as write_atomically makes them: .NAME.PID-RANDOM.tmp
+    for tmp in path.parent.iterdir():
+        if tmp.name.startswith(prefix) and tmp.name.endswith(".tmp"):
+            writer = tmp.name[len(prefix):].split("-")[0]
+            if writer.isdigit() and not _process_alive(int(writer)):
+                tmp.unlink(missing_ok=True)
 
 
 def _process_alive(pid):

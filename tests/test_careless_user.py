@@ -402,16 +402,17 @@ def temporaries(folder):
     return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_temporary_files_left_by_a_killed_save_are_removed_by_the_next_save(tmp_path):
-    target = tmp_path / "checkpoint.npz"
+@pytest.mark.parametrize("name", ["checkpoint.npz", "grid[1].png"])     # [1]: no glob pattern
+def test_temporary_files_left_by_a_killed_save_are_removed_by_the_next_save(tmp_path, name):
+    target = tmp_path / name
     child = start_a_slow_save(target)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     left = temporaries(tmp_path)
-    assert len(left) == 1 and left[0].startswith(".checkpoint.npz.")
+    assert len(left) == 1 and left[0].startswith(f".{name}.")
 
     files.write_atomically(target, lambda f: f.write(b"complete"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def test_a_save_of_the_same_file_in_progress_elsewhere_is_left_alone(tmp_path):
