@@ -535,3 +535,11 @@ def test_the_time_budget_says_it_counts_training_only(tmp_path, capsys):
     assert run("train", "--minutes", 0.01, *FAST, "--out", tmp_path / "run") == 0
     out = capsys.readouterr().out
     assert "training time only" in out and "test evaluations" in out and "in all" in out
+
+
+@pytest.mark.usefixtures("few_mnist_images")
+def test_a_run_no_better_than_a_uniform_guess_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "evaluate", lambda model, images, **kwargs: 1.5 * np.log(4))   # 3 bits/dim
+    assert run("train", "--steps", 2, *FAST, "--out", tmp_path / "run") == 0
+    out = capsys.readouterr().out
+    assert "test 3.0000 bits/dim" in out and "no better than a uniform guess (2 bits/dim)" in out
