@@ -308,11 +308,11 @@ class Trainer:
                             if at_record:
                                 self.record(losses, test=at_eval)
                                 losses = []
-                            if at_eval and progress:
-                                bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
                             if at_save:
                                 on_checkpoint(self)
                                 last_save, saved_step = time.perf_counter(), state.step
+                    if at_eval and progress:       # after the pause: the bar it redraws has the pause removed
+                        bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
             finally:
                 bar.close()
         if losses:
