@@ -265,7 +265,7 @@ def check_train_options(args):
         raise UsageError("--overwrite goes with --resume; a new run never replaces a checkpoint")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"no checkpoint at {args.resume}")
-    check_data_dir(args.data_dir)        # before the output folder is made
+    check_data_dir(args.data_dir, "--data-dir")        # before the output folder is made
     if args.levels is not None and not 2 <= args.levels <= 256:
         raise UsageError(f"--levels must be between 2 and 256, got {args.levels}")
     if args.batch_size is not None and args.batch_size < 1:
@@ -367,6 +367,7 @@ def metrics(trainer):
 
 # -- eval -------------------------------------------------------------------
 def run_eval(args):
+    check_data_dir(args.data_dir, "--data-dir")
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model
     test_images, _ = load_mnist("test", args.data_dir)
@@ -397,6 +398,7 @@ def run_sample(args):
 
 
 def run_complete(args):
+    check_data_dir(args.data_dir, "--data-dir")
     model = load_checkpoint(args.checkpoint).model
     out = png_path(args.out)
     test_images, _ = load_mnist("test", args.data_dir)

@@ -83,15 +83,16 @@ def default_data_dir():
     return Path.home() / ".cache" / "npixelcnn" / "mnist"
 
 
-def check_data_dir(data_dir=None):
+def check_data_dir(data_dir=None, option="data_dir"):
     """The MNIST folder (see :func:`resolve_data_dir`), checked before anything is loaded.
 
     A folder the user named (``data_dir`` or $NPIXELCNN_DATA) must exist and be
     a folder: a typo should not start a download into a new folder. Only the
-    default cache is created on first use. Returns the folder as a Path.
+    default cache is created on first use. ``option`` names ``data_dir`` in the
+    message (the CLI says "--data-dir"). Returns the folder as a Path.
     """
     folder = resolve_data_dir(data_dir)
-    named = "data_dir" if data_dir is not None else f"${ENV_VAR}"
+    named = option if data_dir is not None else f"${ENV_VAR}"
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{named} {folder} is a file, not a folder of MNIST .gz files")
     if not folder.exists() and folder != default_data_dir():

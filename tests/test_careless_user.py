@@ -251,15 +251,16 @@ def test_sample_out_naming_a_folder_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("few_mnist_images")
-@pytest.mark.parametrize("command", ["train", "complete"])
+@pytest.mark.parametrize("command", ["train", "complete", "eval"])
 def test_data_dir_naming_a_file_or_a_missing_folder_is_one_line(command, tmp_path, capsys):
     (tmp_path / "mnist.gz").write_bytes(b"")
     checkpoint = npc.save_checkpoint(npc.PixelCNN(levels=4, hidden=4, blocks=1, head=8, seed=0),
                                      tmp_path / "model.npz")
-    extra = (["--steps", 1, *FAST, "--out", tmp_path / "run"] if command == "train"
-             else ["--checkpoint", checkpoint, "--out", tmp_path / "c.png", "--no-progress"])
-    for folder, message in [(tmp_path / "mnist.gz", "is a file, not a folder"),
-                            (tmp_path / "mnsit", "does not exist")]:
+    extra = {"train": ["--steps", 1, *FAST, "--out", tmp_path / "run"],
+             "complete": ["--checkpoint", checkpoint, "--out", tmp_path / "c.png", "--no-progress"],
+             "eval": ["--checkpoint", checkpoint]}[command]
+    for folder, message in [(tmp_path / "mnist.gz", f"--data-dir {tmp_path / 'mnist.gz'} is a file, not a folder"),
+                            (tmp_path / "mnsit", f"--data-dir {tmp_path / 'mnsit'} does not exist")]:
         assert run(command, "--data-dir", folder, *extra) == 2
         err = capsys.readouterr().err
         assert one_clear_line(err) and message in err
