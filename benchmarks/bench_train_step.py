@@ -11,10 +11,15 @@ step GFLOP/s / matmul GFLOP/s is the share of the step spent in useful matmul.
 """
 
 import argparse
+import os
 import statistics
 import time
 
-import npixelcnn as npc  # before NumPy, so that OpenBLAS starts with a short spin timeout
+# Before NumPy loads: OpenBLAS's threads stop spinning soon after each product,
+# which frees the cores for npixelcnn's threaded element-wise work (README, "Where the time goes").
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import npixelcnn as npc  # noqa: E402
 
 import numpy as np  # noqa: E402
 from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
@@ -158,8 +163,6 @@ def main():
     args = parser.parse_args()
     archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
     print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up")
-    if not npc.BLAS_SPIN_SHORTENED:
-        print("note: NumPy was loaded before npixelcnn, so OpenBLAS keeps its long spin timeout")
     for arch in archs:
         r = bench(arch, args.batch_size, args.steps, args.warmup, breakdown=args.breakdown)
         print(
