@@ -204,8 +204,10 @@ def run_train(args):
         try:
             return train_and_report(args, trainer, out)
         except OSError as err:
-            raise RunFailed(f"could not write to {out}: {describe_os_error(err)}. The last checkpoint "
-                            f"written is kept: {out / 'checkpoint.npz'}") from None
+            checkpoint = out / "checkpoint.npz"
+            kept = (f"The last checkpoint written is kept: {checkpoint}" if checkpoint.exists()
+                    else "No checkpoint could be written")
+            raise RunFailed(f"could not write to {out}: {describe_os_error(err)}. {kept}") from None
 
 
 def train_and_report(args, trainer, out):

@@ -234,8 +234,21 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(tmp
     assert run("train", "--steps", 3, *FAST, "--out", out) == 1
     err = capsys.readouterr().err
     assert one_clear_line(err) and "No space left on device" in err
+    assert f"The last checkpoint written is kept: {out / 'checkpoint.npz'}" in err
     assert npc.load_checkpoint(out / "checkpoint.npz").meta["state"]["step"] == 0   # the step-0 save
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.usefixtures("few_mnist_images")
+def test_a_disk_full_from_the_start_says_no_checkpoint_was_written(tmp_path, capsys, monkeypatch):
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run("train", "--steps", 3, *FAST, "--out", tmp_path / "run") == 1
+    err = capsys.readouterr().err
+    assert one_clear_line(err) and "No space left on device. No checkpoint could be written" in err
+    assert temporaries(tmp_path / "run") == []
 
 
 @pytest.mark.usefixtures("few_mnist_images")
