@@ -5,7 +5,8 @@ Scratch"'s layers):
 
 * ``layer.params``: dict name -> trainable array;
 * ``layer.grads``: dict with the same keys and shapes, filled by ``backward``;
-* ``y = layer.forward(x)`` caches what the backward pass needs;
+* ``y = layer.forward(x)`` keeps what the backward pass needs in ``layer._cache``
+  (every leaf layer uses that one name);
 * ``dx = layer.backward(dy)`` returns dL/dx for the most recent forward call and
   writes dL/dparam into ``layer.grads`` (overwriting, not accumulating);
 * ``layer.eval()`` switches to inference: forward keeps no cache (evaluation
@@ -69,6 +70,7 @@ class Layer:
     """Base class: a leaf layer owns its ``params`` and ``grads`` dicts."""
 
     training = True     # False after eval(): forward keeps nothing for backward
+    _cache = None       # what forward keeps for backward (None before forward and in eval mode)
 
     def __init__(self):
         self.params = {}
@@ -352,7 +354,7 @@ class ReLU(Layer):
 
     def __init__(self):
         super().__init__()
-        self._output = None
+        self._cache = None          # the output y: backward needs only where y > 0
 
     def forward(self, x):
         """x: any shape, floating -> y: same shape."""
@@ -360,14 +362,15 @@ class ReLU(Layer):
             raise TypeError(f"ReLU: expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
         y = np.empty_like(x)
         for_each_chunk(lambda x, y: np.maximum(x, 0, out=y), x, y)
-        self._output = y if self.training else None
+        self._cache = y if self.training else None
         return y
 
     def backward(self, dy):
         """dy: same shape as x -> dx."""
-        if self._output is None:
+        if self._cache is None:
             raise RuntimeError(_NO_CACHE.format("ReLU"))
-        check_gradient(dy, self._output.shape, self._output.dtype, "ReLU")
+        y = self._cache
+        check_gradient(dy, y.shape, y.dtype, "ReLU")
         dx = np.empty_like(dy)
-        for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, self._output, dx)
+        for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, y, dx)
         return dx

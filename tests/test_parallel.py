@@ -59,3 +59,42 @@ def test_cached_sampling_runs_on_one_blas_thread_and_restores_the_count(monkeypa
     with pytest.raises(KeyboardInterrupt):
         npc.sample(model, 2, (4, 4), seed=0, method="cached")
     assert parallel.blas_threads() == before
+
+
+def test_the_threaded_split_changes_no_number_even_on_one_core(monkeypatch):
+    """for_each_chunk is exercised whatever the machine: three workers, no size threshold.
+
+    Each chunk applies the same element-wise operation to its own rows, so the
+    split must give bit-identical logits and gradients."""
+    from conftest import tiny_pixelcnn
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 3, (5, 7, 7))
+    x = levels[..., None] / 2.0
+
+    def step():
+        model = tiny_pixelcnn(levels=3, seed=1)
+        logits = model.forward(x)
+        _, dlogits = npc.softmax_cross_entropy(logits, levels)
+        model.backward(dlogits)
+        return logits, {name: g.copy() for name, g in model.grads.items()}
+
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    one_logits, one_grads = step()
+
+    submitted = []
+    real_pool = parallel._get_pool()
+
+    class CountingPool:
+        def submit(self, *args):
+            submitted.append(args)
+            return real_pool.submit(*args)
+
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "_get_pool", CountingPool)
+    split_logits, split_grads = step()
+
+    assert len(submitted) > 0, "the work was never split"
+    np.testing.assert_array_equal(split_logits, one_logits)
+    for name in one_grads:
+        np.testing.assert_array_equal(split_grads[name], one_grads[name], err_msg=name)
