@@ -34,17 +34,7 @@ PYTORCH_MS = {"seed": 2150.0, "small": 390.0}
 
 def conv_layers(model):
     """Every convolution in the model, in order."""
-    found = []
-
-    def walk(module):
-        for _, child in module.named_children():
-            if isinstance(child, (MaskedConv2D, Conv2D)):
-                found.append(child)
-            elif isinstance(child, npc.Module):
-                walk(child)
-
-    walk(model)
-    return found
+    return [layer for _, layer in model.named_leaves() if isinstance(layer, (MaskedConv2D, Conv2D))]
 
 
 def matmul_shapes(model, pixels):
@@ -98,13 +88,7 @@ def time_by_layer(model, train_step, steps):
             return out
         return run
 
-    leaves = []
-
-    def walk(module):
-        for _, child in module.named_children():
-            (walk if isinstance(child, npc.Module) else leaves.append)(child)
-
-    walk(model)
+    leaves = [layer for _, layer in model.named_leaves()]
     for layer in leaves:
         kind = type(layer).__name__
         if hasattr(layer, "kernel_size"):

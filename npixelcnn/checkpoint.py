@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomically
-from .layers import MaskedConv2D, Module
+from .layers import MaskedConv2D
 from .model import PixelCNN
 from .optim import Adam
 
@@ -192,7 +192,9 @@ def _copy_into(path, targets, arrays, prefix, config):
 
 def _check_masks(path, model):
     """Weights that a mask hides must be exactly zero, as training keeps them."""
-    for name, layer in _masked_layers(model):
+    for name, layer in model.named_leaves():
+        if not isinstance(layer, MaskedConv2D):
+            continue
         hidden = np.ones(layer.params["W"].shape[:2], dtype=bool)
         hidden[layer.taps[:, 0], layer.taps[:, 1]] = False
         if np.any(layer.params["W"][hidden] != 0):
@@ -200,11 +202,3 @@ def _check_masks(path, model):
                 f"{path}: {name}.W has nonzero weights where mask {layer.mask_type} hides "
                 f"the input; this file was not written by npixelcnn's training"
             )
-
-
-def _masked_layers(module, prefix=""):
-    for name, child in module.named_children():
-        if isinstance(child, MaskedConv2D):
-            yield prefix + name, child
-        elif isinstance(child, Module):
-            yield from _masked_layers(child, f"{prefix}{name}.")

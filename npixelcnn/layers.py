@@ -156,6 +156,20 @@ class Module(Layer):
         """[(name, layer), ...] in the order they were added."""
         return list(self._children)
 
+    def named_leaves(self):
+        """[(dotted name, layer), ...]: every layer below this one that is not a Module, in order.
+
+        The one walk over a model's layers: checkpoints use it to check masks,
+        the benchmarks to time each layer, the tests to inspect caches.
+        """
+        found = []
+        for name, child in self._children:
+            if isinstance(child, Module):
+                found += [(f"{name}.{leaf_name}", leaf) for leaf_name, leaf in child.named_leaves()]
+            else:
+                found.append((name, child))
+        return found
+
     def _flat(self, attr):
         """The children's ``params`` or ``grads`` under "child.key" names."""
         return {

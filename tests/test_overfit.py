@@ -24,11 +24,9 @@ def test_tiny_pixelcnn_overfits_eight_random_images():
 
 
 
-def leaves(layer):
-    """Every leaf layer below ``layer`` (the layers that hold caches)."""
-    if isinstance(layer, npc.Module):
-        return [leaf for _, child in layer.named_children() for leaf in leaves(child)]
-    return [layer]
+def leaves(model):
+    """Every leaf layer of ``model`` (the layers that hold caches)."""
+    return [layer for _, layer in model.named_leaves()]
 
 
 def test_eval_mode_gives_the_same_logits_and_keeps_no_cache():
