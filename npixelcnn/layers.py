@@ -220,57 +220,61 @@ def as_rng(rng):
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-class MaskedConv2D(Layer):
-    """A k x k convolution whose kernel sees only earlier pixels (raster order).
+class Conv2D(Layer):
+    """A k x k convolution over a chosen set of kernel taps (stride 1, zero "same" padding, NHWC).
 
-    Stride 1, zero "same" padding, NHWC. Only the taps the mask keeps are
-    gathered by im2col and multiplied (see :mod:`npixelcnn.im2col`), so masked
-    weight entries never enter the computation: they stay exactly zero and get
-    exactly zero gradient.
+    By default it keeps every tap: an ordinary convolution. :class:`MaskedConv2D`
+    is the same layer keeping only the taps a causal mask allows. Only the kept
+    taps are gathered by im2col and multiplied (see :mod:`npixelcnn.im2col`),
+    so the other weight entries never enter the computation: they stay exactly
+    zero and get exactly zero gradient. With k = 1 the layer is a matrix product
+    over channels at every pixel: an NHWC array reshaped to (N*H*W, C_in)
+    already is the im2col matrix.
 
     Args:
         in_channels, out_channels: C_in and C_out.
-        kernel_size: odd k.
-        mask_type: "A" (hides the centre pixel) or "B" (lets it through).
+        kernel_size: odd k (default 1).
         rng: seed or np.random.Generator for the He-normal weight init.
         gain: multiplies the init's standard deviation.
+        taps: (T, 2) kernel positions (row, col) to keep; None keeps all k*k.
 
     Parameters:
-        W: (k, k, C_in, C_out), zero where the mask hides a tap.
+        W: (k, k, C_in, C_out), zero at the taps that are not kept.
         b: (C_out,), zeros at init.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0):
+    def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0, taps=None):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
         check_kernel_size(kernel_size)
-        check_mask_type(mask_type)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.mask_type = kernel_size, mask_type
-        self.taps = kept_taps(kernel_size, mask_type)            # (T, 2)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        k = kernel_size
+        self.taps = np.argwhere(np.ones((k, k), dtype=bool)) if taps is None else np.asarray(taps)  # (T, 2)
         self._tap_rows, self._tap_cols = self.taps[:, 0], self.taps[:, 1]
+        self._pointwise = k == 1 and len(self.taps) == 1          # a 1x1 that keeps its one tap
 
-        fan_in = len(self.taps) * in_channels
-        W = np.zeros((kernel_size, kernel_size, in_channels, out_channels), np.float32)
+        fan_in = len(self.taps) * in_channels                     # the taps that touch the input
+        W = np.zeros((k, k, in_channels, out_channels), np.float32)
         W[self._tap_rows, self._tap_cols] = he_normal(
             as_rng(rng), (len(self.taps), in_channels, out_channels), fan_in, gain
         )
         self.params = {"W": W, "b": np.zeros(out_channels, np.float32)}
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
         # im2col's output is the largest array in the network (T*C_in values per
         # pixel). Arrays this big are freshly mapped by the allocator on every
         # call, so we keep one per layer and refill it.
         self._cols_buffer = None
-        self._cache = None
 
-    def _kept_weights(self):
-        """The rows of W that the mask keeps, as the (T*C_in, C_out) matrix."""
+    def kept_weights(self):
+        """The rows of W for the kept taps, as the (T*C_in, C_out) matrix that multiplies im2col."""
         W = self.params["W"][self._tap_rows, self._tap_cols]      # (T, C_in, C_out)
         return W.reshape(-1, self.out_channels)
 
     def _cols(self, x):
         n, h, w, _ = x.shape
+        if self._pointwise:
+            return x.reshape(n * h * w, self.in_channels)         # already the im2col matrix
         shape = (n * h * w, len(self.taps) * self.in_channels)
         if not self.training:
             # Used once by the matmul below and never again: one scratch buffer
@@ -286,81 +290,55 @@ class MaskedConv2D(Layer):
         check_activations(x, self.in_channels, self.dtype, type(self).__name__)
         n, h, w, _ = x.shape
         cols = self._cols(x)                                      # (N*H*W, T*C_in)
-        y = cols @ self._kept_weights()                           # (N*H*W, C_out)
+        y = cols @ self.kept_weights()                            # (N*H*W, C_out)
         add_bias(y, self.params["b"])
         self._cache = (x.shape, cols) if self.training else None
         return y.reshape(n, h, w, self.out_channels)
 
     def backward(self, dy):
         """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
+        name = type(self).__name__
         if self._cache is None:
-            raise RuntimeError(_NO_CACHE.format("MaskedConv2D"))
+            raise RuntimeError(_NO_CACHE.format(name))
         x_shape, cols = self._cache
-        check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "MaskedConv2D")
+        check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, name)
         dy2 = dy.reshape(-1, self.out_channels)                   # (N*H*W, C_out)
         dW_kept = cols.T @ dy2                                    # (T*C_in, C_out)
         self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
             len(self.taps), self.in_channels, self.out_channels
         )
         self.grads["b"][...] = sum_over_rows(dy2)
+        if self._pointwise:
+            return (dy2 @ self.kept_weights().T).reshape(x_shape)  # im2col was a reshape
         dcols = scratch_buffer(cols.shape, cols.dtype)            # (N*H*W, T*C_in)
-        np.matmul(dy2, self._kept_weights().T, out=dcols)
+        np.matmul(dy2, self.kept_weights().T, out=dcols)
         return col2im(dcols, x_shape, self.taps, self.kernel_size)
 
 
-class Conv2D(Layer):
-    """An unmasked k x k convolution (stride 1, zero "same" padding, NHWC).
+class MaskedConv2D(Conv2D):
+    """A k x k convolution whose kernel sees only earlier pixels (raster order).
 
-    With the default k = 1 it is a plain matrix product over channels, applied
-    at every pixel: no im2col needed, since an NHWC array reshaped to
-    (N*H*W, C_in) already is the im2col matrix.
+    A :class:`Conv2D` that keeps the taps of a causal mask (see
+    :mod:`npixelcnn.masks`): mask "A" hides the centre pixel and everything
+    after it, mask "B" lets the centre through.
+
+    Args:
+        in_channels, out_channels: C_in and C_out.
+        kernel_size: odd k.
+        mask_type: "A" or "B".
+        rng, gain: as for :class:`Conv2D`.
 
     Parameters:
-        W: (k, k, C_in, C_out), He-normal; b: (C_out,), zeros.
+        W: (k, k, C_in, C_out), zero where the mask hides a tap.
+        b: (C_out,), zeros at init.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0):
-        super().__init__()
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(out_channels, "out_channels")
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0):
         check_kernel_size(kernel_size)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        k = kernel_size
-        self.taps = np.argwhere(np.ones((k, k), dtype=bool))      # every tap
-        self.params = {
-            "W": he_normal(as_rng(rng), (k, k, in_channels, out_channels), k * k * in_channels, gain),
-            "b": np.zeros(out_channels, np.float32),
-        }
-        self.grads = {k_: np.zeros_like(v) for k_, v in self.params.items()}
-        self._cache = None
-
-    def forward(self, x):
-        """x: (N, H, W, C_in) -> y: (N, H, W, C_out)."""
-        check_activations(x, self.in_channels, self.dtype, type(self).__name__)
-        n, h, w, _ = x.shape
-        if self.kernel_size == 1:
-            cols = x.reshape(n * h * w, self.in_channels)
-        else:
-            cols = im2col(x, self.taps, self.kernel_size)
-        y = cols @ self.params["W"].reshape(-1, self.out_channels)
-        add_bias(y, self.params["b"])
-        self._cache = (x.shape, cols) if self.training else None
-        return y.reshape(n, h, w, self.out_channels)
-
-    def backward(self, dy):
-        """dy: (N, H, W, C_out) -> dx: (N, H, W, C_in); fills grads W and b."""
-        if self._cache is None:
-            raise RuntimeError(_NO_CACHE.format("Conv2D"))
-        x_shape, cols = self._cache
-        check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, "Conv2D")
-        W = self.params["W"].reshape(-1, self.out_channels)
-        dy2 = dy.reshape(-1, self.out_channels)
-        self.grads["W"][...] = (cols.T @ dy2).reshape(self.grads["W"].shape)
-        self.grads["b"][...] = sum_over_rows(dy2)
-        dcols = dy2 @ W.T
-        if self.kernel_size == 1:
-            return dcols.reshape(x_shape)
-        return col2im(dcols, x_shape, self.taps, self.kernel_size)
+        check_mask_type(mask_type)
+        self.mask_type = mask_type
+        super().__init__(in_channels, out_channels, kernel_size, rng=rng, gain=gain,
+                         taps=kept_taps(kernel_size, mask_type))
 
 
 class ReLU(Layer):

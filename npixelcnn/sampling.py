@@ -350,11 +350,7 @@ def _weights_and_bias(layer):
     K = T * C_in for a masked layer (its kept taps, as im2col orders them),
     C_in for a 1x1 layer.
     """
-    if isinstance(layer, MaskedConv2D):
-        weights = layer._kept_weights()
-    else:
-        weights = layer.params["W"].reshape(layer.in_channels, layer.out_channels)
-    return np.concatenate([weights, layer.params["b"][None, :]])
+    return np.concatenate([layer.kept_weights(), layer.params["b"][None, :]])
 
 
 def _relu(x, out):
