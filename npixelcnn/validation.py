@@ -116,3 +116,16 @@ def check_level_images(images, levels, where, allow_channel=False):
         raise ValueError(f"{where}: images must hold levels in [0, {levels - 1}] for {levels} levels, "
                          f"got values from {images.min()} to {images.max()}")
     return images
+
+
+def check_image_shape(shape):
+    """(height, width) as a tuple of two positive ints, or a clear error."""
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be (height, width), got {shape!r}") from None
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (height, width), got {shape}")
+    for size in shape:
+        check_positive_int(size, "shape")
+    return tuple(int(s) for s in shape)
