@@ -18,7 +18,8 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import npixelcnn as npc  # noqa: E402
-from npixelcnn.train import Trainer, TrainConfig, steps_for_minutes
+from npixelcnn.config import TrainConfig  # noqa: E402
+from npixelcnn.train import Trainer, steps_for_minutes  # noqa: E402
 
 
 def main():

@@ -9,7 +9,7 @@ The public API:
 * masks: :func:`causal_mask`, :func:`kept_taps`
 * gradient checks: :mod:`npixelcnn.gradcheck`
 * data: :func:`load_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
-* training: :class:`Trainer`, :class:`TrainConfig`, :func:`evaluate`, ``PRESETS``
+* training: :class:`Trainer`, :func:`evaluate`; its settings: :class:`TrainConfig`, ``PRESETS``
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
 * sampling: :func:`sample`, :func:`complete`, :class:`CachedPixelCNN`
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
@@ -26,9 +26,8 @@ from .masks import causal_mask, kept_taps
 from .model import PixelCNN
 from .optim import SGD, Adam, clip_by_global_norm, global_norm
 from .sampling import CachedPixelCNN, complete, sample
-from .train import (
-    PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, learning_rate, steps_for_minutes,
-)
+from .config import PRESETS, TrainConfig, learning_rate
+from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
 from .viz import image_grid, plot_completions, plot_history, save_image_grid, show_levels
 
 __version__ = "0.1.0"

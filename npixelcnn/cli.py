@@ -25,8 +25,8 @@ from .files import (FolderInUseError, check_writable_folder, claim_folder, write
                     write_npy_atomically)
 from .losses import nats_per_image, nats_to_bits
 from .sampling import METHODS, complete, sample
-from .train import (PRESETS, Trainer, TrainConfig, TrainingDiverged, evaluate, steps_for_epochs,
-                    steps_for_minutes)
+from .config import PRESETS, TrainConfig, steps_for_epochs
+from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
 from .viz import plot_completions, plot_history, save_image_grid
 
 TRAIN_EXAMPLES = """examples:

@@ -26,7 +26,8 @@ from npixelcnn.sampling import draw
 
 from conftest import randomize
 from npixelcnn import train
-from npixelcnn.train import TrainConfig, Trainer
+from npixelcnn.config import TrainConfig, evaluation_steps
+from npixelcnn.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
@@ -504,7 +505,7 @@ def test_sigterm_is_reported_as_sigterm_and_the_run_can_resume(tmp_path, capsys,
     (1, 1, [1]),
 ])
 def test_evaluations_are_spread_evenly_and_the_last_is_the_final_step(total, evals, expected):
-    assert train.evaluation_steps(total, evals) == expected
+    assert evaluation_steps(total, evals) == expected
 
 
 def test_a_run_evaluates_once_per_scheduled_step_and_never_twice(mnist_dir, monkeypatch):

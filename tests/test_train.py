@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn.train import TrainConfig, Trainer, steps_for_epochs
+from npixelcnn.config import TrainConfig, steps_for_epochs
+from npixelcnn.train import Trainer
 
 
 def tiny_config(**overrides):

@@ -1,0 +1,102 @@
+"""What defines a training run: presets, :class:`TrainConfig`, and the schedules
+that depend only on it (the learning rate at each step, the steps after which
+the test set is scored, the number of steps in some epochs).
+
+Everything here is a pure function of the config and the step, which is what
+lets a resumed run continue bit for bit (see :mod:`npixelcnn.train`).
+"""
+
+import math
+from dataclasses import dataclass
+
+from .validation import check_positive_int, check_positive_number, check_real
+
+# Presets: an architecture and the training settings measured to suit it.
+# "small" is what two CPU cores train well in minutes and "medium" what they
+# train well in two hours (see the README for the measurements behind them);
+# "seed" is the seed tutorial's architecture.
+PRESETS = {
+    "small": dict(hidden=32, blocks=5, head=64, batch_size=16, lr=6e-3, warmup_steps=100),
+    "medium": dict(hidden=32, blocks=10, head=64, batch_size=32, lr=3e-3, warmup_steps=200),
+    "seed": dict(hidden=64, blocks=15, head=128, batch_size=64, lr=2e-3, warmup_steps=200),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved in every checkpoint).
+
+    levels, hidden, blocks, head: the model (see :class:`PixelCNN`).
+    batch_size, lr: minibatch size and Adam's peak learning rate.
+    warmup_steps: the learning rate rises linearly from 0 over these steps...
+    final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
+    clip_norm: gradients are clipped to this global norm (the seed used 1.0).
+    total_steps: length of the run; set from epochs, or from a time budget.
+    evals: how many test-set evaluations, spread evenly over the run, the last
+        one at the final step (see :func:`evaluation_steps`).
+    seed: seeds both the weights and the data order.
+    """
+
+    levels: int = 4
+    hidden: int = 32
+    blocks: int = 5
+    head: int = 64
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    final_lr_fraction: float = 0.0
+    clip_norm: float = 1.0
+    total_steps: int = 1000
+    evals: int = 10
+    seed: int = 0
+
+    def model_config(self):
+        return dict(levels=self.levels, hidden=self.hidden, blocks=self.blocks, head=self.head)
+
+
+def check_train_config(config):
+    """Raise a clear TypeError or ValueError for a setting no run can use.
+
+    Called for every new :class:`Trainer`, and so for every resumed checkpoint.
+    The architecture (hidden, blocks, head) is checked by :class:`PixelCNN`.
+    """
+    check_positive_int(config.levels, "levels", minimum=2)
+    if config.levels > 256:
+        raise ValueError(f"levels must be at most 256, got {config.levels}")
+    check_positive_int(config.batch_size, "batch_size")
+    check_positive_number(config.lr, "lr")
+    check_positive_int(config.warmup_steps, "warmup_steps", minimum=0)
+    check_real(config.final_lr_fraction, "final_lr_fraction")
+    if not 0 <= config.final_lr_fraction <= 1:
+        raise ValueError(f"final_lr_fraction must be in [0, 1], got {config.final_lr_fraction}")
+    if config.clip_norm is not None:                  # None: no clipping
+        check_positive_number(config.clip_norm, "clip_norm")
+    check_positive_int(config.total_steps, "total_steps")
+    check_positive_int(config.evals, "evals")
+    check_positive_int(config.seed, "seed", minimum=0)
+
+
+def evaluation_steps(total_steps, evals):
+    """The steps after which the test set is scored: ``evals`` of them, evenly spread.
+
+    Step ceil(k * total_steps / evals) for k = 1..evals, so the last one is the
+    final step and none comes twice (a short run gets one per step at most).
+
+    Returns a sorted list of ints in [1, total_steps].
+    """
+    return sorted({-(-k * total_steps // evals) for k in range(1, evals + 1)})
+
+
+def learning_rate(config, step):
+    """The learning rate for update number ``step`` (0-based): linear warmup, then cosine decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_steps = max(config.total_steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / decay_steps, 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * (config.final_lr_fraction + (1 - config.final_lr_fraction) * cosine)
+
+
+def steps_for_epochs(epochs, n_images, batch_size):
+    """Number of updates in ``epochs`` passes over ``n_images`` (partial batches dropped; may be 0)."""
+    return int(round(epochs * (n_images // batch_size)))
