@@ -8,6 +8,8 @@ The public API:
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`
 * masks: :func:`causal_mask`, :func:`kept_taps`
 * gradient checks: :mod:`npixelcnn.gradcheck`
+* the operations the layers are made of: :mod:`npixelcnn.ops` (``with npc.ops.plain():`` runs them
+  without their fast twins of :mod:`npixelcnn.fast`)
 * data: :func:`load_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
 * training: :class:`Trainer`, :func:`evaluate`; its settings: :class:`TrainConfig`, ``PRESETS``
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
@@ -15,7 +17,7 @@ The public API:
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
 """
 
-from . import gradcheck
+from . import gradcheck, ops
 from .blocks import ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .data import MNISTDownloadError, dequantize, load_mnist, quantize, to_model_input
@@ -36,7 +38,7 @@ __all__ = [
     "Adam", "CachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
     "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
-    "clip_by_global_norm", "col2im", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
+    "clip_by_global_norm", "col2im", "ops", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",

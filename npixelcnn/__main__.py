@@ -2,7 +2,7 @@
 
 After each matrix product OpenBLAS's worker threads keep spinning for about
 0.1 s, holding the cores that npixelcnn's own threads need for the
-element-wise work that follows (see npixelcnn/parallel.py); measured on 2
+element-wise work that follows (see npixelcnn/fast.py); measured on 2
 cores, a seed training step took 2.36 s with the default and 1.77 s with
 OPENBLAS_THREAD_TIMEOUT=4. OpenBLAS reads that variable once, when NumPy loads
 it, and by the time this file runs NumPy is loaded (``python -m`` imports the

@@ -1,9 +1,7 @@
 """Containers of layers, and the residual block of PixelCNN (van den Oord et al., 2016, figure 5)."""
 
-import numpy as np
-
+from . import ops
 from .layers import Conv2D, MaskedConv2D, Module, ReLU, as_rng
-from .parallel import for_each_chunk
 from .validation import check_positive_int
 
 
@@ -57,15 +55,9 @@ class ResidualBlock(Sequential):
 
     def forward(self, x):
         """x: (N, H, W, 2h) -> x + branch(x), same shape."""
-        return add(x, super().forward(x))
+        return ops.add(x, super().forward(x))
 
     def backward(self, dy):
         """dy: (N, H, W, 2h) -> dx: the skip passes dy through, the branch adds its part."""
-        return add(dy, super().backward(dy))
+        return ops.add(dy, super().backward(dy))
 
-
-def add(a, b):
-    """a + b as a new array, computed on every core (see parallel.py)."""
-    out = np.empty_like(b)
-    for_each_chunk(lambda a, b, out: np.add(a, b, out=out), a, b, out)
-    return out

@@ -21,43 +21,11 @@ Activations are NHWC (batch, height, width, channels); convolution weights are
 (kh, kw, C_in, C_out), as in TensorFlow.
 """
 
-import threading
-
 import numpy as np
 
-from .im2col import col2im, im2col
+from . import ops
 from .masks import check_kernel_size, check_mask_type, kept_taps
-from .parallel import for_each_chunk
 from .validation import check_activations, check_gradient, check_positive_int
-
-_scratch = threading.local()      # one set of buffers per thread: no sharing across threads
-
-
-def scratch_buffer(shape, dtype):
-    """A reusable array for short-lived results such as col2im's input.
-
-    Arrays over 32 MB are freshly mapped (and zeroed) by the allocator each
-    time they are created; the gradient of im2col's matrix is that large and is
-    consumed at once by col2im, so all layers can share one buffer per shape.
-    """
-    buffers = _scratch.__dict__.setdefault("buffers", {})
-    key = (tuple(shape), np.dtype(dtype))
-    if key not in buffers:
-        buffers[key] = np.empty(shape, dtype=dtype)
-    return buffers[key]
-
-
-def add_bias(y, b):
-    """y += b for y (M, C) and b (C,), in place, on every core."""
-    for_each_chunk(lambda y: np.add(y, b, out=y), y)
-
-
-def sum_over_rows(a):
-    """a (M, C) -> (C,), the sum over rows, as ones(M) @ a.
-
-    A matrix-vector product runs on every core (BLAS); ndarray.sum on one.
-    """
-    return np.ones(a.shape[0], dtype=a.dtype) @ a
 
 
 _NO_CACHE = (
@@ -261,37 +229,21 @@ class Conv2D(Layer):
         )
         self.params = {"W": W, "b": np.zeros(out_channels, np.float32)}
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
-        # im2col's output is the largest array in the network (T*C_in values per
-        # pixel). Arrays this big are freshly mapped by the allocator on every
-        # call, so we keep one per layer and refill it.
-        self._cols_buffer = None
 
     def kept_weights(self):
         """The rows of W for the kept taps, as the (T*C_in, C_out) matrix that multiplies im2col."""
         W = self.params["W"][self._tap_rows, self._tap_cols]      # (T, C_in, C_out)
         return W.reshape(-1, self.out_channels)
 
-    def _cols(self, x):
-        n, h, w, _ = x.shape
-        if self._pointwise:
-            return x.reshape(n * h * w, self.in_channels)         # already the im2col matrix
-        shape = (n * h * w, len(self.taps) * self.in_channels)
-        if not self.training:
-            # Used once by the matmul below and never again: one scratch buffer
-            # shared by all layers instead of one kept per layer.
-            return im2col(x, self.taps, self.kernel_size, out=scratch_buffer(shape, x.dtype))
-        buffer = self._cols_buffer
-        if buffer is None or buffer.shape != shape or buffer.dtype != x.dtype:
-            buffer = self._cols_buffer = np.empty(shape, dtype=x.dtype)
-        return im2col(x, self.taps, self.kernel_size, out=buffer)
-
     def forward(self, x):
         """x: (N, H, W, C_in) -> y: (N, H, W, C_out)."""
         check_activations(x, self.in_channels, self.dtype, type(self).__name__)
         n, h, w, _ = x.shape
-        cols = self._cols(x)                                      # (N*H*W, T*C_in)
-        y = cols @ self.kept_weights()                            # (N*H*W, C_out)
-        add_bias(y, self.params["b"])
+        if self._pointwise:
+            cols = x.reshape(n * h * w, self.in_channels)         # already the im2col matrix
+        else:                                                     # kept until backward when training
+            cols = ops.im2col(x, self.taps, self.kernel_size, owner=self if self.training else None)
+        y = ops.add_bias(cols @ self.kept_weights(), self.params["b"])    # (N*H*W, C_out)
         self._cache = (x.shape, cols) if self.training else None
         return y.reshape(n, h, w, self.out_channels)
 
@@ -307,12 +259,11 @@ class Conv2D(Layer):
         self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
             len(self.taps), self.in_channels, self.out_channels
         )
-        self.grads["b"][...] = sum_over_rows(dy2)
+        self.grads["b"][...] = ops.sum_rows(dy2)
         if self._pointwise:
             return (dy2 @ self.kept_weights().T).reshape(x_shape)  # im2col was a reshape
-        dcols = scratch_buffer(cols.shape, cols.dtype)            # (N*H*W, T*C_in)
-        np.matmul(dy2, self.kept_weights().T, out=dcols)
-        return col2im(dcols, x_shape, self.taps, self.kernel_size)
+        dcols = ops.matmul_transposed(dy2, self.kept_weights())   # (N*H*W, T*C_in)
+        return ops.col2im(dcols, x_shape, self.taps, self.kernel_size)
 
 
 class MaskedConv2D(Conv2D):
@@ -352,8 +303,7 @@ class ReLU(Layer):
         """x: any shape, floating -> y: same shape."""
         if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"ReLU: expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
-        y = np.empty_like(x)
-        for_each_chunk(lambda x, y: np.maximum(x, 0, out=y), x, y)
+        y = ops.relu(x)
         self._cache = y if self.training else None
         return y
 
@@ -363,6 +313,4 @@ class ReLU(Layer):
             raise RuntimeError(_NO_CACHE.format("ReLU"))
         y = self._cache
         check_gradient(dy, y.shape, y.dtype, "ReLU")
-        dx = np.empty_like(dy)
-        for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, y, dx)
-        return dx
+        return ops.relu_backward(dy, y)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .cached_sampler import CachedPixelCNN, check_model
 from .data import to_model_input
-from .parallel import limit_blas_threads
+from .fast import limit_blas_threads
 from .progress import tqdm
 from .validation import check_image_shape, check_level_images, check_positive_int, check_positive_number
 
@@ -179,7 +179,7 @@ def _fill_cached(model, images, hidden, temperature, rng, progress):
     net.prefill(images, first)
     all_hidden = bool(hidden.all())
     # The products of one pixel are small; a second BLAS thread costs more to
-    # wake than it saves (see parallel.py), so they run on one.
+    # wake than it saves (see fast.py), so they run on one.
     with limit_blas_threads(1):
         for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
                       disable=not progress, leave=False):

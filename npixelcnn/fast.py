@@ -1,0 +1,309 @@
+"""The fast path: the speed work of npixelcnn, in one place.
+
+Nothing here changes a result; every function is the fast twin of a plain
+operation in :mod:`npixelcnn.ops` (or :mod:`npixelcnn.im2col`), tested equal to
+it (tests/test_fast.py). A reader learning PixelCNN can skip this module.
+
+What it does, and why:
+
+* Threads over the batch. Matrix products already run on every core (BLAS is
+  multithreaded), but NumPy's element-wise operations and copies run on one.
+  In a training step the big ones (im2col, col2im, ReLU, the bias and residual
+  additions) only stream memory, and one core cannot use all of the memory
+  bandwidth: measured on a 2-core machine, splitting such a copy in two halves
+  on two threads made it 2.4x faster. NumPy releases the GIL inside its loops,
+  so plain Python threads run the halves truly in parallel.
+  :func:`for_each_chunk` cuts the batch axis into one chunk per core; it is not
+  a loop over images, each chunk is half (or a third...) of the batch.
+* Reused buffers. Arrays over 32 MB are freshly mapped (and zeroed) by the
+  allocator each time they are created; im2col's matrix and its gradient are
+  that large, so they are refilled instead of allocated.
+* Sums as products. ``ones @ a`` runs on every core (BLAS), ``a.sum(axis=0)`` on one.
+* BLAS threads. The cached sampler's small products run on one BLAS thread
+  (:func:`limit_blas_threads`).
+* OpenBLAS's spin: see ``npixelcnn/__main__.py`` and the README ("Where the time goes").
+"""
+
+import contextlib
+import ctypes
+import functools
+import glob
+import os
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+# Below this many bytes per array, starting threads costs more than it saves.
+MIN_PARALLEL_BYTES = 1 << 20
+
+_pool = None
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="npixelcnn")
+    return _pool
+
+
+def for_each_chunk(fn, *arrays):
+    """Call ``fn(*chunks)`` on matching slices of axis 0 of ``arrays``, in parallel.
+
+    Args:
+        fn: applies one vectorized operation to the chunks it is given (views
+            into the arrays, so it may write its results into them).
+        arrays: arrays sharing the length of axis 0.
+    """
+    n = arrays[0].shape[0]
+    chunks = min(WORKERS, n)
+    if chunks <= 1 or arrays[0].nbytes < MIN_PARALLEL_BYTES:
+        fn(*arrays)
+        return
+    bounds = [n * i // chunks for i in range(chunks + 1)]
+    slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    pool = _get_pool()
+    futures = [pool.submit(fn, *(a[s] for a in arrays)) for s in slices[1:]]
+    fn(*(a[slices[0]] for a in arrays))        # this thread does the first chunk
+    for future in futures:
+        future.result()                         # re-raises a worker's exception
+
+
+# --------------------------------------------------------------------------- BLAS threads
+#
+# OpenBLAS splits a matrix product over its threads once m * n * k passes about
+# half a million. For the products of a training step that is a gain, but the
+# cached sampler runs thousands of products of one pixel per image, e.g.
+# (64, 320) @ (320, 64), where waking and joining the second thread costs more
+# than it saves: measured on 2 cores, 43 us with two threads, 23 us with one.
+# NumPy has no setting for this, so we call OpenBLAS's own
+# ``openblas_set_num_threads`` through ctypes, on the copy NumPy has loaded.
+
+_OPENBLAS_PREFIXES = ("scipy_openblas", "openblas")   # NumPy's wheels rename the symbols
+_OPENBLAS_SUFFIXES = ("64_", "_64_", "")             # 64-bit integer builds add a suffix
+
+
+def _loaded_openblas_paths():
+    """Paths of the OpenBLAS libraries loaded in this process (Linux), or
+    shipped in NumPy's wheel (other systems: numpy.libs or numpy/.dylibs)."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "openblas" in os.path.basename(path).lower() and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    if not paths:
+        import numpy
+        root = os.path.dirname(numpy.__file__)
+        for folder in (os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")):
+            paths += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    return paths
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_functions():
+    """(get_num_threads, set_num_threads) of NumPy's OpenBLAS, or None if
+    NumPy uses another BLAS (MKL, Accelerate...) or it cannot be found."""
+    import numpy  # noqa: F401  (loads OpenBLAS, so that /proc/self/maps lists it)
+    for path in _loaded_openblas_paths():
+        try:
+            # RTLD_NOLOAD: only a library that is already loaded, never a second copy.
+            lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        for prefix in _OPENBLAS_PREFIXES:
+            for suffix in _OPENBLAS_SUFFIXES:
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, set_.restype = ctypes.c_int, None
+                    set_.argtypes = [ctypes.c_int]
+                    return get, set_
+    return None
+
+
+def blas_threads():
+    """The number of threads NumPy's OpenBLAS uses now, or None if it is not OpenBLAS."""
+    functions = _openblas_functions()
+    return None if functions is None else functions[0]()
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n):
+    """Within the ``with`` block, NumPy's matrix products use at most ``n`` threads.
+
+    Yields True if the limit took effect, False if NumPy's BLAS is not an
+    OpenBLAS we can reach (then nothing changes). The previous count is
+    restored on exit, also after an exception.
+    """
+    functions = _openblas_functions()
+    if functions is None:
+        yield False
+        return
+    get, set_ = functions
+    before = get()
+    set_(min(n, before))
+    try:
+        yield True
+    finally:
+        set_(before)
+
+
+# --------------------------------------------------------------------------- buffers
+
+_scratch = threading.local()            # one set of buffers per thread: no sharing across threads
+_kept_buffers = weakref.WeakKeyDictionary()   # owner (a layer) -> its im2col buffer
+
+
+def scratch_buffer(shape, dtype):
+    """A reusable array for a result that is consumed at once (im2col in
+    inference, the gradient of im2col's matrix); shared by all layers."""
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    key = (tuple(shape), np.dtype(dtype))
+    if key not in buffers:
+        buffers[key] = np.empty(shape, dtype=dtype)
+    return buffers[key]
+
+
+def owned_buffer(owner, shape, dtype):
+    """A reusable array that belongs to ``owner`` (a layer keeps its im2col
+    matrix from forward to backward), refilled on every call."""
+    buffer = _kept_buffers.get(owner)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+        buffer = _kept_buffers[owner] = np.empty(shape, dtype=dtype)
+    return buffer
+
+
+# --------------------------------------------------------------------------- the fast twins of ops.py
+
+
+def relu(x):
+    """np.maximum(x, 0), on every core."""
+    y = np.empty_like(x)
+    for_each_chunk(lambda x, y: np.maximum(x, 0, out=y), x, y)
+    return y
+
+
+def relu_backward(dy, y):
+    """dy * (y > 0), on every core."""
+    dx = np.empty_like(dy)
+    for_each_chunk(lambda dy, y, dx: np.multiply(dy, y > 0, out=dx), dy, y, dx)
+    return dx
+
+
+def add(a, b):
+    """a + b as a new array, on every core."""
+    out = np.empty_like(b)
+    for_each_chunk(lambda a, b, out: np.add(a, b, out=out), a, b, out)
+    return out
+
+
+def add_bias(y, b):
+    """y + b for y (M, C) and b (C,): added into y, in place, on every core; returns y."""
+    for_each_chunk(lambda y: np.add(y, b, out=y), y)
+    return y
+
+
+def sum_rows(a):
+    """a (M, C) -> (C,), as ones(M) @ a: a matrix-vector product runs on every core."""
+    return np.ones(a.shape[0], dtype=a.dtype) @ a
+
+
+def matmul_into_scratch(a, b):
+    """a @ b, written into a reused scratch buffer: the result must be consumed at once."""
+    out = scratch_buffer((a.shape[0], b.shape[1]), np.result_type(a, b))
+    return np.matmul(a, b, out=out)
+
+
+def shifted_slices(offset, size):
+    """Slices that align ``out[dst]`` with ``in[src]`` for ``out[p] = in[p + offset]``.
+
+    Returns:
+        (dst, src): slices of length ``size - abs(offset)`` (empty if the shift
+            moves everything out of range).
+    """
+    dst = slice(max(0, -offset), max(0, size - max(0, offset)))
+    src = slice(max(0, offset), max(0, size + min(0, offset)))
+    return dst, src
+
+
+def tap_offsets(taps, kernel_size):
+    """Kernel positions (row, col) -> offsets (di, dj) from the kernel centre."""
+    centre = kernel_size // 2
+    return [(int(i) - centre, int(j) - centre) for i, j in taps]
+
+
+def im2col(x, taps, kernel_size, out=None, owner=None):
+    """The fast twin of :func:`npixelcnn.im2col.im2col`: no padded copy, one
+    slice copy per tap, threads over the batch, a reused output buffer.
+
+    A tap at offset (di, dj) from the centre reads the input shifted by that
+    offset; the part of the shift that falls into the zero padding is written
+    as zeros.
+
+    Args:
+        x, taps, kernel_size: as for the plain im2col.
+        out: a (N*H*W, T*C) C-contiguous array of x's dtype to fill, or None.
+        owner: with ``out=None``, an object (the layer) whose own buffer is
+            refilled, for a matrix kept until backward; None: the shared scratch
+            buffer, for a matrix used at once.
+
+    Returns:
+        cols: (N*H*W, T*C); column block t holds tap t.
+    """
+    n, h, w, c = x.shape
+    t = len(taps)
+    shape = (n * h * w, t * c)
+    if out is None:
+        out = owned_buffer(owner, shape, x.dtype) if owner is not None else scratch_buffer(shape, x.dtype)
+    elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"im2col: out must be a C-contiguous {x.dtype} array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+    offsets = tap_offsets(taps, kernel_size)
+
+    def gather(x, cols):                        # one chunk of the batch
+        for tap, (di, dj) in enumerate(offsets):
+            rows_dst, rows_src = shifted_slices(di, h)
+            cols_dst, cols_src = shifted_slices(dj, w)
+            block = cols[:, :, :, tap, :]
+            block[:, rows_dst, cols_dst] = x[:, rows_src, cols_src]
+            # Pixels whose tap lands in the zero padding read zero.
+            block[:, : rows_dst.start] = 0
+            block[:, rows_dst.stop:] = 0
+            block[:, :, : cols_dst.start] = 0
+            block[:, :, cols_dst.stop:] = 0
+
+    for_each_chunk(gather, x, out.reshape(n, h, w, t, c))
+    return out
+
+
+def col2im(cols, x_shape, taps, kernel_size):
+    """The fast twin of :func:`npixelcnn.im2col.col2im`: no padded copy, threads over the batch."""
+    n, h, w, c = x_shape
+    t = len(taps)
+    offsets = tap_offsets(taps, kernel_size)
+    # The centre tap (offset 0, kept by mask B) covers every pixel: copying it
+    # first saves clearing dx and adding onto zeros.
+    centre = offsets.index((0, 0)) if (0, 0) in offsets else None
+
+    def scatter_add(cols, dx):                  # one chunk of the batch
+        if centre is None:
+            dx[...] = 0
+        else:
+            dx[...] = cols[:, :, :, centre, :]
+        for tap, (di, dj) in enumerate(offsets):
+            if tap == centre:
+                continue
+            rows_dst, rows_src = shifted_slices(di, h)
+            cols_dst, cols_src = shifted_slices(dj, w)
+            # im2col did block[dst] = x[src], so the gradient flows from dst to src.
+            dx[:, rows_src, cols_src] += cols[:, rows_dst, cols_dst, tap, :]
+
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    for_each_chunk(scatter_add, cols.reshape(n, h, w, t, c), dx)
+    return dx

@@ -1,0 +1,183 @@
+"""The fast path (npixelcnn.fast): its twins give the same numbers as the plain
+operations (npixelcnn.ops), its threaded split changes nothing, and the cached
+sampler's products run on one BLAS thread (limit_blas_threads)."""
+
+import numpy as np
+import pytest
+
+import npixelcnn as npc
+from npixelcnn import fast, ops
+
+from conftest import randomize
+
+
+def numpy_uses_openblas():
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    return "openblas" in blas["name"].lower()
+
+
+def test_the_limit_takes_effect_exactly_when_numpy_uses_openblas():
+    before = fast.blas_threads()
+    with fast.limit_blas_threads(1) as took_effect:
+        assert took_effect == numpy_uses_openblas()
+        if took_effect:
+            assert fast.blas_threads() == 1
+        a = np.random.default_rng(0).random((300, 200))
+        np.testing.assert_allclose(a @ a.T, np.einsum("ik,jk->ij", a, a), rtol=1e-12)
+    assert fast.blas_threads() == before
+
+
+def test_the_thread_count_is_restored_after_an_error():
+    before = fast.blas_threads()
+    with pytest.raises(KeyError):
+        with fast.limit_blas_threads(1):
+            raise KeyError("boom")
+    assert fast.blas_threads() == before
+
+
+def test_the_limit_never_raises_the_thread_count():
+    before = fast.blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: nothing to limit")   # covered by the first test
+    with fast.limit_blas_threads(before + 5):
+        assert fast.blas_threads() == before
+
+
+def test_cached_sampling_runs_on_one_blas_thread_and_restores_the_count(monkeypatch):
+    model = npc.PixelCNN(levels=4, hidden=2, blocks=1, head=4, seed=0)
+    before = fast.blas_threads()
+    seen = []
+    real_draw = npc.sampling.draw
+
+    def recording_draw(*args):
+        seen.append(fast.blas_threads())
+        return real_draw(*args)
+    monkeypatch.setattr(npc.sampling, "draw", recording_draw)
+    npc.sample(model, 2, (4, 4), seed=0, method="cached")
+    assert seen == [1 if numpy_uses_openblas() else None] * 16
+    assert fast.blas_threads() == before
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(npc.sampling, "draw", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        npc.sample(model, 2, (4, 4), seed=0, method="cached")
+    assert fast.blas_threads() == before
+
+
+def test_the_threaded_split_changes_no_number_even_on_one_core(monkeypatch):
+    """for_each_chunk is exercised whatever the machine: three workers, no size threshold.
+
+    Each chunk applies the same element-wise operation to its own rows, so the
+    split must give bit-identical logits and gradients."""
+    from conftest import tiny_pixelcnn
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 3, (5, 7, 7))
+    x = levels[..., None] / 2.0
+
+    def step():
+        model = tiny_pixelcnn(levels=3, seed=1)
+        logits = model.forward(x)
+        _, dlogits = npc.softmax_cross_entropy(logits, levels)
+        model.backward(dlogits)
+        return logits, {name: g.copy() for name, g in model.grads.items()}
+
+    monkeypatch.setattr(fast, "WORKERS", 1)
+    one_logits, one_grads = step()
+
+    submitted = []
+    real_pool = fast._get_pool()
+
+    class CountingPool:
+        def submit(self, *args):
+            submitted.append(args)
+            return real_pool.submit(*args)
+
+    monkeypatch.setattr(fast, "WORKERS", 3)
+    monkeypatch.setattr(fast, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(fast, "_get_pool", CountingPool)
+    split_logits, split_grads = step()
+
+    assert len(submitted) > 0, "the work was never split"
+    np.testing.assert_array_equal(split_logits, one_logits)
+    for name in one_grads:
+        np.testing.assert_array_equal(split_grads[name], one_grads[name], err_msg=name)
+
+
+# ------------------------------------------------------------------ the fast twins equal the plain operations
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (9, 28, 28, 16)])        # the second crosses the threshold
+def test_element_wise_twins_equal_the_plain_operations(shape):
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
+    y = np.maximum(x, 0)
+    rows = x.reshape(-1, shape[-1])
+    b = rng.standard_normal(shape[-1])
+    np.testing.assert_array_equal(fast.relu(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(fast.relu_backward(dy, y), dy * (y > 0))
+    np.testing.assert_array_equal(fast.add(x, dy), x + dy)
+    np.testing.assert_array_equal(fast.add_bias(rows.copy(), b), rows + b)
+    np.testing.assert_allclose(fast.sum_rows(rows), rows.sum(axis=0), rtol=1e-12, atol=1e-12)
+    W = rng.standard_normal((7, shape[-1]))
+    np.testing.assert_allclose(fast.matmul_into_scratch(rows, W.T), rows @ W.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k, mask_type", [(1, "B"), (3, "A"), (3, "B"), (5, "A"), (7, "A"), (7, "B")])
+@pytest.mark.parametrize("shape", [(2, 6, 5, 3), (3, 4, 9, 2)])
+def test_a_masked_convolution_gives_the_same_numbers_on_both_paths(k, mask_type, shape):
+    rng = np.random.default_rng(k)
+    layer = randomize(npc.MaskedConv2D(shape[-1], 4, k, mask_type), seed=k)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(shape[:3] + (4,))
+
+    def forward_backward():
+        y = layer.forward(x).copy()
+        return y, layer.backward(dy).copy(), {n: g.copy() for n, g in layer.grads.items()}
+
+    y_fast, dx_fast, grads_fast = forward_backward()
+    with ops.plain():
+        y_plain, dx_plain, grads_plain = forward_backward()
+    np.testing.assert_allclose(y_fast, y_plain, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_fast, dx_plain, rtol=1e-12, atol=1e-12)
+    for name in grads_plain:
+        np.testing.assert_allclose(grads_fast[name], grads_plain[name], rtol=1e-12, atol=1e-12)
+
+
+def test_a_whole_model_gives_the_same_numbers_on_both_paths():
+    from conftest import tiny_pixelcnn
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 3, (4, 9, 8))
+    x = levels[..., None] / 2.0
+    model = tiny_pixelcnn(levels=3, seed=2)
+
+    def step():
+        logits = model.forward(x).copy()
+        _, dlogits = npc.softmax_cross_entropy(logits, levels)
+        model.backward(dlogits)
+        return logits, {name: g.copy() for name, g in model.grads.items()}
+
+    logits_fast, grads_fast = step()
+    with ops.plain():
+        logits_plain, grads_plain = step()
+    np.testing.assert_allclose(logits_fast, logits_plain, rtol=1e-12, atol=1e-12)
+    for name in grads_plain:
+        np.testing.assert_allclose(grads_fast[name], grads_plain[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_plain_mode_really_runs_the_plain_operations(monkeypatch):
+    """Inside ops.plain() no fast twin is called (so the test above compares two paths)."""
+    called = []
+    for name in ("relu", "relu_backward", "add", "add_bias", "sum_rows", "im2col", "col2im",
+                 "matmul_into_scratch"):
+        real = getattr(fast, name)
+        monkeypatch.setattr(fast, name, lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k))
+    from conftest import tiny_pixelcnn
+    model = tiny_pixelcnn(levels=3)
+    x = np.zeros((1, 5, 5, 1))
+    with ops.plain():
+        model.backward(model.forward(x))
+    assert called == []
+    model.backward(model.forward(x))
+    assert set(called) == {"relu", "relu_backward", "add", "add_bias", "sum_rows", "im2col", "col2im",
+                           "matmul_into_scratch"}
