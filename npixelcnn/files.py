@@ -88,6 +88,15 @@ def write_json_atomically(path, obj):
     return write_atomically(path, lambda f: f.write(text.encode() + b"\n"))
 
 
+def make_folder(folder):
+    """Create ``folder`` (and its parents) if needed; NotADirectoryError if it is a file. Returns the Path."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def check_writable_folder(folder):
     """Create ``folder`` if needed and prove that a file can be written in it.
 
@@ -95,10 +104,7 @@ def check_writable_folder(folder):
     a read-only filesystem, ...) if it cannot be created or written, so a command
     can fail before its work instead of after it.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     probe = folder / f".npixelcnn-write-test.{os.getpid()}-{secrets.token_hex(4)}"
     os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     probe.unlink()
@@ -118,10 +124,7 @@ def claim_folder(folder):
     this one) holds it; NotADirectoryError or the OS's error if the folder is a
     file, cannot be created, or cannot be written.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         if not _lock(fd):
