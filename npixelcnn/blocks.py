@@ -1,4 +1,5 @@
-"""Containers of layers, and the residual block of PixelCNN (van den Oord et al., 2016, figure 5)."""
+"""Containers of layers (a sequence, a residual connection), and the residual block of PixelCNN
+(van den Oord et al., 2016, figure 5)."""
 
 from . import ops
 from .layers import Conv2D, MaskedConv2D, Module, ReLU, as_rng
@@ -21,7 +22,22 @@ class Sequential(Module):
         return dy
 
 
-class ResidualBlock(Sequential):
+class Residual(Sequential):
+    """x + branch(x): the children form the branch, and the input skips past them.
+
+    Backward: the skip passes dy through unchanged, the branch adds its part.
+    """
+
+    def forward(self, x):
+        """x: (N, H, W, C) -> x + branch(x), same shape."""
+        return ops.add(x, super().forward(x))
+
+    def backward(self, dy):
+        """dy: (N, H, W, C) -> dx = dy + (the branch's backward of dy)."""
+        return ops.add(dy, super().backward(dy))
+
+
+class ResidualBlock(Residual):
     """ReLU -> 1x1 (2h -> h) -> ReLU -> 3x3 mask B (h -> h) -> ReLU -> 1x1 (h -> 2h), plus x.
 
     The 1x1 convolutions squeeze the 2h channels of the residual stream to h
@@ -52,12 +68,4 @@ class ResidualBlock(Sequential):
         self.conv2 = self.add("conv2", MaskedConv2D(h, h, 3, "B", rng=rng))
         self.relu3 = self.add("relu3", ReLU())
         self.conv3 = self.add("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain))
-
-    def forward(self, x):
-        """x: (N, H, W, 2h) -> x + branch(x), same shape."""
-        return ops.add(x, super().forward(x))
-
-    def backward(self, dy):
-        """dy: (N, H, W, 2h) -> dx: the skip passes dy through, the branch adds its part."""
-        return ops.add(dy, super().backward(dy))
 

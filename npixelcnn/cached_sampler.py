@@ -7,28 +7,36 @@ pixels will read; a whole image then costs about one full forward pass (the
 idea of Fast PixelCNN++, Ramachandran et al., 2017, "Fast Generation for
 Convolutional Autoregressive Models"). :mod:`npixelcnn.sampling` drives it
 pixel by pixel; it is tested equal to the naive loop there.
+
+It works for any model that honours the contract of
+:mod:`npixelcnn.autoregressive`: it walks ``model.pixel_layers()`` and gives
+each layer a *step*, chosen by the layer's kind (:func:`step_for`), that
+computes the layer at one pixel:
+
+* a causal convolution (:class:`_CausalConvAt`) keeps its input's last rows
+  in a ring and reads its kept taps there;
+* a 1x1 convolution and a ReLU (:class:`_PointwiseConvAt`, :class:`_ReLUAt`)
+  need nothing but the pixel itself;
+* a residual connection and a sequence (:class:`_ResidualAt`,
+  :class:`_SequenceAt`) run their children's steps.
+
+A new kind of layer gets a step class of its own, added to ``STEPS``.
 """
 
 import numpy as np
 
-from .blocks import ResidualBlock
+from .autoregressive import check_model
+from .blocks import Residual, Sequential
 from .data import to_model_input
-from .layers import Conv2D, MaskedConv2D
-from .model import PixelCNN
+from .layers import Conv2D, ReLU
 from .validation import check_image_shape, check_positive_int
 
 
-def check_model(model):
-    """Raise TypeError unless ``model`` is a :class:`PixelCNN` (what the samplers know how to run)."""
-    if not isinstance(model, PixelCNN):
-        raise TypeError(f"expected a PixelCNN model, got {type(model).__name__}")
-
-
 class CachedPixelCNN:
-    """A PixelCNN evaluated one pixel at a time, keeping what later pixels read.
+    """A model evaluated one pixel at a time, keeping what later pixels read.
 
     At pixel (i, j), in raster order, :meth:`logits_at` runs every layer of the
-    model at that one position, on all B images at once:
+    model at that one position, on all B images at once. For the PixelCNN:
 
     * the 7x7 mask-A convolution reads the image at its kept taps (all before
       (i, j)) and gives the residual stream x (B, 2h);
@@ -37,60 +45,60 @@ class CachedPixelCNN:
       before (i, j)); x = x + relu(that) @ W3 + b3;
     * the head: relu, 1x1, relu, 1x1, 1x1 gives the logits (B, L).
 
-    Only the masked convolutions read other pixels than their own, so only
+    Only the causal convolutions read other pixels than their own, so only
     their INPUTS are kept, and only the rows they can still read: a k x k
-    causal window at (i, j) reaches rows i - k//2 .. i, so each masked layer
-    keeps its last k//2 + 1 input rows in a ring (:class:`_MaskedConvAt`).
+    causal window at (i, j) reaches rows i - k//2 .. i, so each such layer
+    keeps its last k//2 + 1 input rows in a ring (:class:`_CausalConvAt`).
     The output at (i, j) is then im2col for one pixel (a copy per kernel row
     into a (B, T*C_in) row) and one matrix product with the layer's kept
     weights: the same products as the full forward pass, one pixel at a time.
 
-    A step costs those products plus about ten NumPy calls per block, each a
-    few microseconds; what keeps the rest small (measured on the seed
-    architecture, 64 images: 1.9 s per batch before these, 0.9 s after):
+    A step costs those products plus a few NumPy calls per layer, each a few
+    microseconds. What keeps the rest small:
 
-    * the products run on one BLAS thread (see :func:`limit_blas_threads`);
-    * the input row of every product carries a trailing 1, the input that
-      multiplies the bias, folded into the weights as one more row:
-      ``[x, 1] @ [[W], [b]] = x @ W + b``. That saves the bias additions, and
-      a ReLU applied to the whole row leaves the 1 as it is;
-    * products write straight where their result is read next (into the
-      ring, or into the next layer's input row), and ReLUs work in place;
+    * the products run on one BLAS thread (see ``limit_blas_threads``);
+    * every row passed from layer to layer, (B, C + 1), carries a trailing 1,
+      the input that multiplies the bias, folded into the weights as one more
+      row: ``[x, 1] @ [[W], [b]] = x @ W + b``. That saves the bias additions,
+      and a ReLU leaves the 1 as it is;
+    * each step writes into a buffer of its own, made once, and ReLUs compare
+      against a fixed array of zeros;
     * the rings are pixel-major, ``(k//2 + 1, W + 2*(k//2), B, C_in)``: one
       pixel's B x C_in values are contiguous. They are small (15 MB instead
-      of 214 MB for whole images), so no step stalls on fresh memory pages;
-    * the blocks share their scratch rows (each is used up before the next
-      block writes it), so a step reuses a few KB that stay in the CPU cache.
+      of 214 MB for whole images in the seed architecture), so no step
+      stalls on fresh memory pages.
 
     Args:
-        model: a :class:`PixelCNN` (its weights are copied: later changes to
-            the model are not seen).
+        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` with
+            one input channel, whose first layer does not read the pixel it
+            predicts (mask A). The steps copy its weights: later changes to
+            the model are not seen, except by :meth:`prefill`, which runs the
+            model's own layers.
         batch: B, the number of images generated together.
         shape: (H, W).
 
     Attributes:
-        inputs: the masked layers' input rings without their padding, each
-            (k//2 + 1, W, B, C_in), image row r in slot r % (k//2 + 1);
+        steps: one step per entry of ``model.pixel_layers()``.
+        inputs: the causal convolutions' input rings without their padding,
+            each (k//2 + 1, W, B, C_in), image row r in slot r % (k//2 + 1);
             ``inputs[0]`` holds the image (level / (L - 1)).
     """
 
     def __init__(self, model, batch, shape):
-        check_model(model)
+        check_model(model, "CachedPixelCNN expects")
         check_positive_int(batch, "batch")
         self.shape = check_image_shape(shape)
-        self.batch, self.levels, self.dtype = batch, model.levels, model.dtype
-        layers = _pixelcnn_layers(model)
-        rows = _Rows(batch, self.dtype)
-        self.input_conv = _MaskedConvAt(layers["input_conv"], self.shape, rows)
-        self.blocks = [_ResidualBlockAt(block, self.shape, rows) for block in layers["blocks"]]
-        self.stream = rows.get("stream", 2 * model.config["hidden"])            # x (B, 2h)
-        self.head_in = rows.get("head input", self.stream.shape[1] + 1)
-        self.head1, self.head2, self.out = (_weights_and_bias(layers[name])
-                                            for name in ("head1", "head2", "out"))
-        self.head_mid = rows.get("head middle", self.head1.shape[1] + 1)
-        self.head_last = rows.get("head last", self.head2.shape[1] + 1)
-        self.logits = rows.get("logits", model.levels)
-        self.inputs = [self.input_conv.input] + [block.conv2.input for block in self.blocks]
+        self.model, self.batch, self.levels, self.dtype = model, batch, model.levels, model.dtype
+        if model.in_channels != 1:
+            raise ValueError(f"CachedPixelCNN draws one value per pixel; {type(model).__name__} has "
+                             f"{model.in_channels} input channels")
+        self.steps = [step_for(layer, self.shape, batch, self.dtype) for layer in model.pixel_layers()]
+        self.first = self.steps[0]
+        if not isinstance(self.first, _CausalConvAt) or self.first.reads_own_pixel:
+            raise ValueError(f"CachedPixelCNN: the first layer of {type(model).__name__} must be a "
+                             f"convolution that does not read the pixel it predicts (mask A), "
+                             f"got {self.first.layer!r}")
+        self.inputs = [step.input for step in _walk(self.steps) if isinstance(step, _CausalConvAt)]
         # The model's input for each level, from to_model_input itself (then the
         # model's dtype, as the naive loop does), so both loops see the same numbers.
         every_level = np.arange(model.levels).reshape(1, 1, model.levels)
@@ -98,7 +106,7 @@ class CachedPixelCNN:
 
     def set_pixel(self, i, j, levels):
         """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
-        self.input_conv.input_at(i, j)[:, 0] = self._values[levels]
+        self.first.input_at(i, j)[:, 0] = self._values[levels]
 
     def logits_at(self, i, j):
         """The model's logits (B, L) at pixel (i, j).
@@ -106,18 +114,13 @@ class CachedPixelCNN:
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         every pixel before it to have been computed (:meth:`logits_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
-        up to float rounding. Stores the masked layers' inputs at (i, j).
-        The array returned is a buffer that the next call overwrites.
+        up to float rounding. Stores the causal layers' inputs at (i, j).
+        The array returned is a view of a buffer that the next call overwrites.
         """
-        x = self.stream                                           # (B, 2h)
-        self.input_conv.at(i, j, out=x)                           # from the image before (i, j)
-        for block in self.blocks:
-            block.add_at(x, i, j)                                 # x += the block's branch
-        _relu(x, out=self.head_in[:, :-1])                        # the head: relu, 1x1,
-        np.matmul(self.head_in, self.head1, out=self.head_mid[:, :-1])
-        _relu(self.head_mid, out=self.head_mid)                   # relu, 1x1,
-        np.matmul(self.head_mid, self.head2, out=self.head_last[:, :-1])
-        return np.matmul(self.head_last, self.out, out=self.logits)   # 1x1 -> (B, L)
+        x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read
+        for step in self.steps[1:]:
+            x = step.at(x, i, j)
+        return x[:, :-1]                      # without the trailing 1: (B, L)
 
     def prefill(self, images, upto):
         """Fill the caches at every pixel before raster index ``upto`` from given ``images``.
@@ -136,35 +139,192 @@ class CachedPixelCNN:
             return
         rows = min(upto // self.shape[1] + 1, self.shape[0])    # the rows before upto, and its own
         x = self._values[images[:, :rows]][..., None]             # (B, rows, W, 1)
-        self.input_conv.store_before(x, upto)
-        layers = [self.input_conv.layer] + [block.layer for block in self.blocks]
-        was_training = [layer.training for layer in layers]
-        for layer in layers:
-            layer.eval()                            # no caches for a backward pass
+        was_training = self.model.training
+        self.model.eval()                                         # no caches for a backward pass
         try:
-            x = self.input_conv.layer.forward(x)
-            for block in self.blocks:
-                x = block.full(x, upto)
+            for step in self.steps:
+                x = step.full(x, upto)
         finally:
-            for layer, mode in zip(layers, was_training):
-                layer.train(mode)
+            self.model.train(was_training)
 
 
-def _pixelcnn_layers(model):
-    """The layers of a PixelCNN by role, checking that it has the structure we cache."""
-    children = dict(model.named_children())
-    blocks = [layer for name, layer in model.named_children() if name.startswith("blocks.")]
-    expected = {"input_conv": MaskedConv2D, "head1": Conv2D, "head2": Conv2D, "out": Conv2D}
-    if (any(not isinstance(children.get(name), kind) for name, kind in expected.items())
-            or children["input_conv"].mask_type != "A"
-            or any(children[name].kernel_size != 1 for name in ("head1", "head2", "out"))
-            or not all(isinstance(block, ResidualBlock) for block in blocks)
-            or len(children) != len(blocks) + 6):
-        raise ValueError("CachedPixelCNN: expected the layers of PixelCNN (a 7x7 mask-A "
-                         "convolution, residual blocks, then ReLU, 1x1, ReLU, 1x1, 1x1); "
-                         f"got {[name for name, _ in model.named_children()]}")
-    return {"input_conv": children["input_conv"], "blocks": blocks,
-            "head1": children["head1"], "head2": children["head2"], "out": children["out"]}
+# --------------------------------------------------------------------------- steps
+#
+# A step computes one layer at one pixel (i, j), for the B images at once:
+#
+#     y = step.at(x, i, j)      x (B, C_in + 1) -> y (B, C_out + 1), both ending in a column of ones
+#     y = step.full(x, upto)    the layer on whole rows x (B, rows, W, C_in) -> (B, rows, W, C_out),
+#                               storing what later pixels read at the positions before ``upto``
+#
+# ``at`` returns a buffer of the step's own that its next call overwrites.
+
+
+def step_for(layer, shape, batch, dtype):
+    """The step that computes ``layer`` at one pixel, chosen by the layer's kind."""
+    for kind, step in STEPS:
+        if isinstance(layer, kind):
+            return step(layer, shape, batch, dtype)
+    raise TypeError(f"CachedPixelCNN cannot compute a {type(layer).__name__} one pixel at a time; "
+                    f"it knows {[kind.__name__ for kind, _ in STEPS]}")
+
+
+def _walk(steps):
+    """Every step, the children of sequences and residual connections included, in order."""
+    for step in steps:
+        yield step
+        yield from _walk(getattr(step, "children", ()))
+
+
+class _ReLUAt:
+    """max(x, 0) at one pixel (the trailing 1 stays 1)."""
+
+    def __init__(self, layer, shape, batch, dtype):
+        self.layer = layer
+        self.y = None
+
+    def at(self, x, i, j):
+        if self.y is None:
+            self.y = np.empty_like(x)
+        return _relu(x, out=self.y)
+
+    def full(self, x, upto):
+        return self.layer.forward(x)
+
+
+class _PointwiseConvAt:
+    """A 1x1 convolution at one pixel: [x, 1] @ [[W], [b]]."""
+
+    def __init__(self, layer, shape, batch, dtype):
+        self.layer = layer
+        self.weights = _weights_and_bias(layer)                      # (C_in + 1, C_out)
+        self.y = np.ones((batch, layer.out_channels + 1), dtype)
+
+    def at(self, x, i, j):
+        np.matmul(x, self.weights, out=self.y[:, :-1])
+        return self.y
+
+    def full(self, x, upto):
+        return self.layer.forward(x)
+
+
+class _CausalConvAt:
+    """A k x k convolution over causal taps at one output pixel: its input's
+    last rows in a ring, the kept taps of each kernel row, and the kept
+    weights (with the bias row)."""
+
+    def __init__(self, layer, shape, batch, dtype):
+        self.layer = layer
+        height, width = shape
+        self.pad, channels = layer.kernel_size // 2, layer.in_channels
+        taps = [tuple(t) for t in layer.taps.tolist()]
+        centre = (self.pad, self.pad)
+        if any(t > centre for t in taps):           # (row, col) after the centre in raster order
+            raise ValueError(f"CachedPixelCNN: {layer!r} reads pixels after the one it computes "
+                             f"(kept taps {taps}); only causal convolutions can be computed pixel by pixel")
+        self.reads_own_pixel = centre in taps       # mask B: yes; mask A: no
+        # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
+        # input rows are ever read again. They are kept in a ring, image row r
+        # in slot r % (pad + 1), zero-padded by pad columns on either side
+        # (those are never written, so they stay zero).
+        self.ring = np.zeros((self.pad + 1, width + 2 * self.pad, batch, channels), dtype)
+        self.input = self.ring[:, self.pad:self.pad + width]              # (pad + 1, W, B, C_in)
+        # im2col's row for one pixel and all B images, (B, T*C_in + 1), taps
+        # in raster order and channels inside each tap, as in the full layer;
+        # the last column is the 1 that multiplies the bias row.
+        self.cols = np.ones((batch, len(taps) * channels + 1), dtype)
+        tap_values = self.cols[:, :-1].reshape(batch, len(taps), channels)   # a view
+        # A causal mask keeps whole kernel rows above the centre and the left
+        # part of the centre row: in every kernel row the kept taps are side
+        # by side, so one slice of the ring gathers them.
+        self.kernel_rows = []           # (kernel row, first col, end col, where its taps go in cols)
+        for r in np.unique(layer.taps[:, 0]):
+            in_row = np.flatnonzero(layer.taps[:, 0] == r)
+            c = layer.taps[in_row, 1]
+            if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
+                raise ValueError(f"CachedPixelCNN: the kept taps of kernel row {r} are not "
+                                 f"contiguous ({c.tolist()}); expected a causal mask")
+            self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
+                                     tap_values[:, in_row[0]:in_row[-1] + 1]))
+        self.weights = _weights_and_bias(layer)                           # (T*C_in + 1, C_out)
+        self.y = np.ones((batch, layer.out_channels + 1), dtype)
+
+    def input_at(self, i, j):
+        """The (B, C_in) slot where the layer's input at pixel (i, j) is stored."""
+        return self.input[i % (self.pad + 1), j]
+
+    def at(self, x, i, j):
+        self.input_at(i, j)[...] = x[:, :-1]
+        return self.compute(i, j)
+
+    def compute(self, i, j):
+        """The output at (i, j), (B, C_out + 1), from the inputs stored so far."""
+        for r, first, end, taps in self.kernel_rows:
+            row = i + r - self.pad                  # the image row this kernel row reads
+            if row < 0:
+                taps[...] = 0                       # above the image: the convolution's zero padding
+            else:
+                # Ring columns j + first .. j + end (padded coordinates), (taps, B, C)
+                # -> (B, taps, C): each image's taps side by side.
+                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end].transpose(1, 0, 2)
+        np.matmul(self.cols, self.weights, out=self.y[:, :-1])
+        return self.y
+
+    def full(self, x, upto):
+        """Store x (B, rows, W, C_in), the input on whole rows, at the raster
+        positions before ``upto`` that later pixels can still read; run the layer."""
+        row, col = divmod(upto, self.input.shape[1])
+        for r in range(max(0, row - self.pad), row):          # at most pad whole rows
+            self.input[r % (self.pad + 1)] = x[:, r].transpose(1, 0, 2)
+        if col:
+            self.input[row % (self.pad + 1), :col] = x[:, row, :col].transpose(1, 0, 2)
+        return self.layer.forward(x)
+
+
+class _SequenceAt:
+    """The children of a :class:`Sequential`, one after another."""
+
+    def __init__(self, layer, shape, batch, dtype):
+        self.layer = layer
+        self.children = [step_for(child, shape, batch, dtype) for _, child in layer.named_children()]
+
+    def at(self, x, i, j):
+        for step in self.children:
+            x = step.at(x, i, j)
+        return x
+
+    def full(self, x, upto):
+        for step in self.children:
+            x = step.full(x, upto)
+        return x
+
+
+class _ResidualAt(_SequenceAt):
+    """x + branch(x), the branch being the children of a :class:`Residual`."""
+
+    def __init__(self, layer, shape, batch, dtype):
+        super().__init__(layer, shape, batch, dtype)
+        self.y = None
+
+    def at(self, x, i, j):
+        branch = super().at(x, i, j)
+        if self.y is None:
+            self.y = np.ones_like(x)
+        np.add(x[:, :-1], branch[:, :-1], out=self.y[:, :-1])
+        return self.y
+
+    def full(self, x, upto):
+        return x + super().full(x, upto)
+
+
+def _conv_step(layer, shape, batch, dtype):
+    """A 1x1 convolution that keeps its tap is pointwise; any other must be causal."""
+    pointwise = layer.kernel_size == 1 and len(layer.taps) == 1
+    return (_PointwiseConvAt if pointwise else _CausalConvAt)(layer, shape, batch, dtype)
+
+
+# The kinds of layer a step exists for; the first match wins, so a subclass
+# comes before its base class.
+STEPS = [(Conv2D, _conv_step), (ReLU, _ReLUAt), (Residual, _ResidualAt), (Sequential, _SequenceAt)]
 
 
 def _weights_and_bias(layer):
@@ -188,112 +348,5 @@ def _relu(x, out):
 
 
 _ZEROS = {}     # (shape, dtype) -> read-only zeros, made once per shape
-
-
-class _Rows:
-    """Rows of activations (B, width) shared by the layers of one CachedPixelCNN,
-    by role and width. They start as ones: where the last column is the bias
-    input, nothing ever writes over that 1."""
-
-    def __init__(self, batch, dtype):
-        self.batch, self.dtype, self.rows = batch, dtype, {}
-
-    def get(self, role, width):
-        if (role, width) not in self.rows:
-            self.rows[role, width] = np.ones((self.batch, width), self.dtype)
-        return self.rows[role, width]
-
-
-class _MaskedConvAt:
-    """A masked convolution at one output pixel: its input rows, the kept
-    taps of each kernel row, and the kept weights (with the bias row)."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer = layer
-        height, width = shape
-        batch, dtype = rows.batch, rows.dtype
-        self.pad, channels = layer.kernel_size // 2, layer.in_channels
-        # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
-        # input rows are ever read again. They are kept in a ring, image row r
-        # in slot r % (pad + 1), zero-padded by pad columns on either side
-        # (those are never written, so they stay zero).
-        self.ring = np.zeros((self.pad + 1, width + 2 * self.pad, batch, channels), dtype)
-        self.input = self.ring[:, self.pad:self.pad + width]              # (pad + 1, W, B, C_in)
-        # im2col's row for one pixel and all B images, (B, T*C_in + 1), taps
-        # in raster order and channels inside each tap, as in the full layer;
-        # the last column is the 1 that multiplies the bias row.
-        taps = len(layer.taps)
-        self.cols = rows.get(f"{layer.kernel_size}x{layer.kernel_size} im2col row", taps * channels + 1)
-        tap_values = self.cols[:, :-1].reshape(batch, taps, channels)      # a view
-        # A causal mask keeps whole kernel rows above the centre and the left
-        # part of the centre row: in every kernel row the kept taps are side
-        # by side, so one slice of the ring gathers them.
-        self.kernel_rows = []           # (kernel row, first col, end col, where its taps go in cols)
-        for r in np.unique(layer.taps[:, 0]):
-            in_row = np.flatnonzero(layer.taps[:, 0] == r)
-            c = layer.taps[in_row, 1]
-            if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
-                raise ValueError(f"CachedPixelCNN: the kept taps of kernel row {r} are not "
-                                 f"contiguous ({c.tolist()}); expected a causal mask")
-            self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
-                                     tap_values[:, in_row[0]:in_row[-1] + 1]))
-        self.weights = _weights_and_bias(layer)                           # (T*C_in + 1, C_out)
-
-    def input_at(self, i, j):
-        """The (B, C_in) slot where the layer's input at pixel (i, j) is stored."""
-        return self.input[i % (self.pad + 1), j]
-
-    def at(self, i, j, out):
-        """The layer's output at (i, j) into ``out`` (B, C_out), from its stored input."""
-        for r, first, end, taps in self.kernel_rows:
-            row = i + r - self.pad                  # the image row this kernel row reads
-            if row < 0:
-                taps[...] = 0                       # above the image: the convolution's zero padding
-            else:
-                # Ring columns j + first .. j + end (padded coordinates), (taps, B, C)
-                # -> (B, taps, C): each image's taps side by side.
-                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end].transpose(1, 0, 2)
-        return np.matmul(self.cols, self.weights, out=out)
-
-    def store_before(self, x, upto):
-        """Store x (B, rows, W, C_in), the input on whole rows, at the raster
-        positions before ``upto`` that later pixels can still read."""
-        row, col = divmod(upto, self.input.shape[1])
-        for r in range(max(0, row - self.pad), row):          # at most pad whole rows
-            self.input[r % (self.pad + 1)] = x[:, r].transpose(1, 0, 2)
-        if col:
-            self.input[row % (self.pad + 1), :col] = x[:, row, :col].transpose(1, 0, 2)
-
-
-class _ResidualBlockAt:
-    """x + conv3(relu(conv2(relu(conv1(relu(x)))))) at one pixel; conv2 is the
-    3x3 mask-B convolution, whose input is stored at (i, j) before it reads."""
-
-    def __init__(self, block, shape, rows):
-        self.layer = block
-        h = block.h
-        self.conv1 = _weights_and_bias(block.conv1)                # (2h + 1, h)
-        self.conv2 = _MaskedConvAt(block.conv2, shape, rows)       # 3x3 mask B, h -> h
-        self.conv3 = _weights_and_bias(block.conv3)                # (h + 1, 2h)
-        self.relu_x = rows.get("block input", 2 * h + 1)
-        self.relu_h = rows.get("block middle", h + 1)
-        self.branch = rows.get("block output", 2 * h)
-
-    def add_at(self, x, i, j):
-        """x (B, 2h), the residual stream at (i, j): x += branch(x), in place."""
-        _relu(x, out=self.relu_x[:, :-1])                             # relu1
-        h = self.conv2.input_at(i, j)                                 # conv1 writes into the ring:
-        np.matmul(self.relu_x, self.conv1, out=h)                     # 1x1, 2h -> h
-        _relu(h, out=h)                                               # relu2, in place
-        self.conv2.at(i, j, out=self.relu_h[:, :-1])                  # 3x3 mask B: reads (i, j) too
-        _relu(self.relu_h, out=self.relu_h)                           # relu3 (the trailing 1 stays)
-        x += np.matmul(self.relu_h, self.conv3, out=self.branch)      # 1x1, h -> 2h
-
-    def full(self, x, upto):
-        """The block on whole rows x (B, rows, W, 2h), storing conv2's input before ``upto``."""
-        block = self.layer
-        h = block.relu2.forward(block.conv1.forward(block.relu1.forward(x)))
-        self.conv2.store_before(h, upto)
-        return x + block.conv3.forward(block.relu3.forward(block.conv2.forward(h)))
 
 

@@ -4,7 +4,9 @@ Layout of the archive (``np.savez``, read back with ``allow_pickle=False``):
 
 * ``param/<name>``: every parameter, e.g. ``param/blocks.3.conv2.W``;
 * ``adam_m/<name>``, ``adam_v/<name>``: Adam's moment estimates, if saved;
-* ``meta``: one JSON string with the architecture, the optimizer's settings and
+* ``meta``: one JSON string with the architecture (``arch``, the name of the
+  model's class in :data:`~npixelcnn.autoregressive.ARCHITECTURES`, "pixelcnn"
+  if absent, and ``model``, its settings), the optimizer's settings and
   step count, the training state (step, data order), metrics and the command
   that made the file.
 
@@ -21,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .autoregressive import ARCHITECTURES, AutoregressiveModel, check_model
 from .files import write_atomically
-from .layers import MaskedConv2D
-from .model import PixelCNN
+from .layers import Conv2D
 from .optim import Adam
 
 FORMAT = "npixelcnn-checkpoint"
@@ -38,12 +40,12 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """What :func:`load_checkpoint` returns.
 
-    model: the rebuilt :class:`PixelCNN` (float32).
+    model: the rebuilt model (float32), of the class its architecture names.
     optimizer: an :class:`Adam` with its saved state, or None if none was saved.
     meta: the JSON metadata (``meta["train"]``, ``meta["metrics"]``, ...).
     """
 
-    model: PixelCNN
+    model: AutoregressiveModel
     optimizer: Adam = None
     meta: dict = field(default_factory=dict)
 
@@ -52,7 +54,7 @@ def save_checkpoint(model, path, optimizer=None, **meta):
     """Write ``model`` (and ``optimizer``'s state) to ``path`` atomically.
 
     Args:
-        model: a :class:`PixelCNN`.
+        model: a :class:`PixelCNN` or any :class:`AutoregressiveModel`.
         path: target file; ".npz" is the convention.
         optimizer: an :class:`Adam` whose moments and step count to save, or None.
         **meta: JSON-serialisable extras stored under their names, e.g.
@@ -60,11 +62,10 @@ def save_checkpoint(model, path, optimizer=None, **meta):
 
     Returns the path as a :class:`pathlib.Path`.
     """
-    if not isinstance(model, PixelCNN):
-        raise TypeError(f"save_checkpoint expects a PixelCNN, got {type(model).__name__}")
+    check_model(model, "save_checkpoint expects")
     path = Path(path)
     arrays = {f"param/{name}": p for name, p in model.params.items()}
-    header = {"format": FORMAT, "version": VERSION, "model": model.config}
+    header = {"format": FORMAT, "version": VERSION, "arch": model.arch, "model": model.config}
     if optimizer is not None:
         if not isinstance(optimizer, Adam):
             raise TypeError(f"only Adam's state can be saved, got {type(optimizer).__name__}")
@@ -123,8 +124,12 @@ def load_checkpoint(path):
 
 def _rebuild(path, arrays):
     meta = _read_meta(path, arrays)
+    arch = meta.get("arch", "pixelcnn")           # files written before other architectures existed
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"{path} holds a model of architecture {arch!r}, which this npixelcnn "
+                              f"does not know (it knows {sorted(ARCHITECTURES)})")
     try:
-        model = PixelCNN(**meta["model"])
+        model = ARCHITECTURES[arch](**meta["model"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid architecture {meta['model']}: {err}") from None
     _copy_into(path, model.params, arrays, "param", meta["model"])
@@ -191,14 +196,16 @@ def _copy_into(path, targets, arrays, prefix, config):
 
 
 def _check_masks(path, model):
-    """Weights that a mask hides must be exactly zero, as training keeps them."""
+    """Weights at the taps a convolution does not keep (a mask hides) must be exactly zero,
+    as training keeps them."""
     for name, layer in model.named_leaves():
-        if not isinstance(layer, MaskedConv2D):
+        if not isinstance(layer, Conv2D):
             continue
         hidden = np.ones(layer.params["W"].shape[:2], dtype=bool)
         hidden[layer.taps[:, 0], layer.taps[:, 1]] = False
         if np.any(layer.params["W"][hidden] != 0):
+            mask = f"mask {layer.mask_type}" if hasattr(layer, "mask_type") else "its taps"
             raise CheckpointError(
-                f"{path}: {name}.W has nonzero weights where mask {layer.mask_type} hides "
+                f"{path}: {name}.W has nonzero weights where {mask} hides "
                 f"the input; this file was not written by npixelcnn's training"
             )

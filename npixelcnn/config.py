@@ -9,6 +9,7 @@ lets a resumed run continue bit for bit (see :mod:`npixelcnn.train`).
 import math
 from dataclasses import dataclass
 
+from .autoregressive import ARCHITECTURES
 from .validation import check_positive_int, check_positive_number, check_real
 
 # Presets: an architecture and the training settings measured to suit it.
@@ -26,7 +27,9 @@ PRESETS = {
 class TrainConfig:
     """Everything that defines a run (saved in every checkpoint).
 
-    levels, hidden, blocks, head: the model (see :class:`PixelCNN`).
+    arch: the model's architecture, a name in ``ARCHITECTURES`` (see
+        :mod:`npixelcnn.autoregressive`); "pixelcnn" is :class:`PixelCNN`.
+    levels, hidden, blocks, head: the model's settings (see :class:`PixelCNN`).
     batch_size, lr: minibatch size and Adam's peak learning rate.
     warmup_steps: the learning rate rises linearly from 0 over these steps...
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
@@ -38,6 +41,7 @@ class TrainConfig:
     """
 
     levels: int = 4
+    arch: str = "pixelcnn"
     hidden: int = 32
     blocks: int = 5
     head: int = 64
@@ -51,6 +55,7 @@ class TrainConfig:
     seed: int = 0
 
     def model_config(self):
+        """The settings the architecture's class is built with (``model.config``)."""
         return dict(levels=self.levels, hidden=self.hidden, blocks=self.blocks, head=self.head)
 
 
@@ -58,8 +63,10 @@ def check_train_config(config):
     """Raise a clear TypeError or ValueError for a setting no run can use.
 
     Called for every new :class:`Trainer`, and so for every resumed checkpoint.
-    The architecture (hidden, blocks, head) is checked by :class:`PixelCNN`.
+    The architecture's settings (hidden, blocks, head) are checked by its class.
     """
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.arch!r}; expected one of {sorted(ARCHITECTURES)}")
     check_positive_int(config.levels, "levels", minimum=2)
     if config.levels > 256:
         raise ValueError(f"levels must be at most 256, got {config.levels}")

@@ -11,12 +11,13 @@ is causally masked (see :mod:`npixelcnn.masks`).
 
 import numpy as np
 
-from .blocks import ResidualBlock, Sequential
+from .autoregressive import AutoregressiveModel
+from .blocks import ResidualBlock
 from .layers import Conv2D, MaskedConv2D, ReLU
-from .validation import check_activations, check_finite, check_positive_int
+from .validation import check_positive_int
 
 
-class PixelCNN(Sequential):
+class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
     """7x7 mask-A conv -> residual blocks -> ReLU, 1x1, ReLU, 1x1, 1x1 -> logits.
 
     The defaults are the seed tutorial's architecture: 15 residual blocks of
@@ -63,22 +64,3 @@ class PixelCNN(Sequential):
         self.add("head_relu2", ReLU())
         self.add("head2", Conv2D(head, head, 1, rng=rng))
         self.add("out", Conv2D(head, levels, 1, rng=rng, gain=0.1))
-
-    def forward(self, x):
-        """x: (N, H, W, 1) float32 in [0, 1] -> logits (N, H, W, levels)."""
-        self.check_input(x)
-        return super().forward(x)
-
-    def check_input(self, x):
-        """Raise a clear error unless x is a valid model input."""
-        check_activations(x, 1, self.dtype, "PixelCNN")
-        check_finite(x, "PixelCNN")
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                f"PixelCNN: expected pixel values in [0, 1] (level / (levels - 1)), got "
-                f"values from {x.min()} to {x.max()}"
-            )
-
-    def __repr__(self):
-        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
-        return f"PixelCNN({cfg}; {self.num_params():,} parameters)"

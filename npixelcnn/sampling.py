@@ -24,7 +24,8 @@ Two ways to run that loop, with the same random draws and the same result:
 
 import numpy as np
 
-from .cached_sampler import CachedPixelCNN, check_model
+from .autoregressive import check_model
+from .cached_sampler import CachedPixelCNN
 from .data import to_model_input
 from .fast import limit_blas_threads
 from .progress import tqdm

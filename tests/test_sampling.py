@@ -310,7 +310,7 @@ def test_things_that_are_not_a_pixelcnn_are_refused(not_a_model):
         sample(not_a_model, 1, SHAPE)
     with pytest.raises(TypeError, match="expected a PixelCNN"):
         complete(not_a_model, np.zeros((1,) + SHAPE, int), 2)
-    with pytest.raises(TypeError, match="expected a PixelCNN"):
+    with pytest.raises(TypeError, match="CachedPixelCNN expects a PixelCNN"):
         CachedPixelCNN(not_a_model, 1, SHAPE)
 
 

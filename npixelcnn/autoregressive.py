@@ -1,0 +1,88 @@
+"""What every model of the PixelCNN family promises, and the table of architectures.
+
+Training, evaluation, checkpoints, both samplers and the CLI never look inside
+a model. They rely on this contract only:
+
+* ``model.levels``: L, the number of intensity levels (classes per pixel);
+* ``model.in_channels``: the channels of an input image (1 for MNIST);
+* ``model.config``: a JSON-able dict such that ``type(model)(**model.config)``
+  builds the same architecture (checkpoints store it);
+* ``model.arch``: the architecture's name in checkpoints and the CLI
+  (``ARCHITECTURES[model.arch]`` is its class);
+* ``model.forward(x)``: x (N, H, W, in_channels) in [0, 1], the levels divided
+  by L - 1 -> logits (N, H, W, L), where the logits at pixel p depend only
+  on the pixels before p in raster order;
+* ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
+  ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
+* ``model.pixel_layers()``: the layers in the order the data flows through
+  them. The cached sampler (:mod:`npixelcnn.cached_sampler`) steps through
+  this list one pixel at a time, by each layer's kind, never by its name.
+
+A new architecture subclasses :class:`AutoregressiveModel` with its name,
+``class GatedPixelCNN(AutoregressiveModel, arch="gated")``, and the rest of
+the package can train, save, load, evaluate and sample it.
+"""
+
+from .blocks import Sequential
+from .validation import check_activations, check_finite
+
+# name -> class, filled by every subclass that gives arch="..."; importing the
+# package imports every model module (npixelcnn/__init__.py), so all are here.
+ARCHITECTURES = {}
+
+
+class AutoregressiveModel(Sequential):
+    """Base class of the models: a sequence of layers from image to logits.
+
+    Subclasses add their layers in ``__init__`` and set ``levels`` and ``config``.
+    """
+
+    arch = None         # the name in checkpoints and the CLI
+    in_channels = 1     # grey images
+    levels = None
+    config = None
+
+    def __init_subclass__(cls, arch=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if arch is not None:
+            if arch in ARCHITECTURES:
+                raise ValueError(f"two architectures are called {arch!r}: "
+                                 f"{ARCHITECTURES[arch].__name__} and {cls.__name__}")
+            cls.arch = arch
+            ARCHITECTURES[arch] = cls
+
+    def forward(self, x):
+        """x: (N, H, W, in_channels) in [0, 1] -> logits (N, H, W, levels)."""
+        self.check_input(x)
+        return super().forward(x)
+
+    def pixel_layers(self):
+        """The layers from image to logits, in order (what the cached sampler steps through)."""
+        return [layer for _, layer in self.named_children()]
+
+    def check_input(self, x):
+        """Raise a clear error unless x is a valid model input."""
+        name = type(self).__name__
+        check_activations(x, self.in_channels, self.dtype, name)
+        check_finite(x, name)
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(f"{name}: expected pixel values in [0, 1] (level / (levels - 1)), got "
+                             f"values from {x.min()} to {x.max()}")
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return f"{type(self).__name__}({settings}; {self.num_params():,} parameters)"
+
+
+def build_model(arch, config, seed=None):
+    """A new model of architecture ``arch`` (a name in ARCHITECTURES) with the settings ``config``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**config, seed=seed)
+
+
+def check_model(model, what="expected"):
+    """Raise TypeError unless ``model`` honours the contract (an :class:`AutoregressiveModel`)."""
+    if not isinstance(model, AutoregressiveModel):
+        raise TypeError(f"{what} a PixelCNN or another npixelcnn model (an AutoregressiveModel), "
+                        f"got {type(model).__name__}")

@@ -1,0 +1,205 @@
+"""The model contract (npixelcnn/autoregressive.py): the machinery works for any model that honours it.
+
+A small architecture that is not a PixelCNN, with a different structure, other
+layer names, a convolution over hand-picked causal taps and a residual
+connection, is trained, saved, loaded, evaluated, sampled (naive and cached),
+completed and run through the CLI. The cached sampler refuses, with a clear
+reason, what it cannot compute one pixel at a time.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import randomize
+
+import npixelcnn as npc
+from npixelcnn import cli
+from npixelcnn.autoregressive import ARCHITECTURES, AutoregressiveModel
+from npixelcnn.blocks import Residual
+from npixelcnn.layers import Layer
+
+SHAPE = (6, 7)
+
+
+class TinyCausalNet(AutoregressiveModel, arch="test-tiny"):
+    """5x5 mask A -> ReLU -> [x + (1x1, ReLU, a 1x3 causal conv: left and centre)] -> ReLU -> 1x1."""
+
+    def __init__(self, levels=3, width=4, seed=None):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.config, self.levels = {"levels": levels, "width": width}, levels
+        self.add("see_before", npc.MaskedConv2D(1, width, 5, "A", rng=rng))
+        self.add("nonlinear", npc.ReLU())
+        mixer = self.add("mixer", Residual())
+        mixer.add("squeeze", npc.Conv2D(width, width, 1, rng=rng))
+        mixer.add("relu", npc.ReLU())
+        mixer.add("left_and_here", npc.Conv2D(width, width, 3, rng=rng, taps=[(1, 0), (1, 1)]))
+        self.add("nonlinear2", npc.ReLU())
+        self.add("to_levels", npc.Conv2D(width, levels, 1, rng=rng))
+
+
+def tiny(dtype=np.float64, seed=0):
+    model = TinyCausalNet(seed=seed)
+    return randomize(model, seed=seed) if dtype == np.float64 else model
+
+
+def random_levels(n, seed=0, levels=3):
+    return np.random.default_rng(seed).integers(0, levels, (n,) + SHAPE)
+
+
+def test_a_subclass_with_a_name_is_registered_and_rebuilt_from_its_config():
+    assert ARCHITECTURES["test-tiny"] is TinyCausalNet and ARCHITECTURES["pixelcnn"] is npc.PixelCNN
+    model = TinyCausalNet(levels=5, width=2, seed=1)
+    rebuilt = type(model)(**model.config, seed=1)
+    assert all(np.array_equal(p, rebuilt.params[k]) for k, p in model.params.items())
+    assert "TinyCausalNet(levels=5, width=2;" in repr(model)
+
+
+def test_two_architectures_cannot_share_a_name():
+    with pytest.raises(ValueError, match="two architectures are called 'test-tiny'"):
+        class Impostor(AutoregressiveModel, arch="test-tiny"):
+            pass
+
+
+def test_the_tiny_model_is_causal():
+    model = tiny()
+    x = npc.to_model_input(random_levels(1), 3).astype(np.float64)
+    logits = model.forward(x)
+    x2 = x.copy()
+    x2[0, 3, 4] = 1 - x2[0, 3, 4]                      # change pixel (3, 4)
+    changed = np.abs(model.forward(x2) - logits).max(axis=-1)[0] > 1e-10
+    raster = np.arange(np.prod(SHAPE)).reshape(SHAPE)
+    assert changed.any() and (raster[changed] > raster[3, 4]).all()
+
+
+def test_cached_logits_equal_the_forward_pass_at_every_pixel():
+    model = tiny()
+    n = 3
+    net = npc.CachedPixelCNN(model, n, SHAPE)
+    images = random_levels(n, seed=2)
+    full = model.eval().forward(npc.to_model_input(images, 3).astype(np.float64))
+    for i in range(SHAPE[0]):
+        for j in range(SHAPE[1]):
+            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12)
+            net.set_pixel(i, j, images[:, i, j])
+
+
+@pytest.mark.parametrize("visible", [0, 3])
+def test_cached_and_naive_sample_and_complete_alike(visible):
+    model = tiny()
+    if visible == 0:
+        naive = npc.sample(model, 4, SHAPE, seed=3, method="naive")
+        cached = npc.sample(model, 4, SHAPE, seed=3, method="cached")
+    else:
+        images = random_levels(2, seed=4)
+        naive = npc.complete(model, images, visible, n_samples=2, seed=3, method="naive")
+        cached = npc.complete(model, images, visible, n_samples=2, seed=3, method="cached")
+        assert np.array_equal(cached[:, :, :visible], np.repeat(images[:, None, :visible], 2, axis=1))
+    assert np.array_equal(naive, cached) and naive.std() > 0
+
+
+def test_trained_saved_loaded_and_resumed_like_a_pixelcnn(tmp_path):
+    images = random_levels(64, seed=5)
+    config = npc.TrainConfig(levels=3, arch="test-tiny", batch_size=8, lr=1e-2, warmup_steps=2,
+                             total_steps=12, evals=2)
+    trainer = npc.Trainer(config, images, images[:16], model=TinyCausalNet(seed=0))
+    trainer.run(max_steps=6)
+    path = trainer.save(tmp_path / "ckpt.npz")
+    assert json.loads(str(np.load(path)["meta"]))["arch"] == "test-tiny"
+    ckpt = npc.load_checkpoint(path)
+    assert type(ckpt.model) is TinyCausalNet and ckpt.model.config == {"levels": 3, "width": 4}
+    resumed = npc.Trainer.from_checkpoint(ckpt, images, images[:16], path)
+    trainer.run()
+    resumed.run()
+    assert resumed.state.step == trainer.state.step == 12
+    for name, p in trainer.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], p, err_msg=name)
+    first, last = trainer.state.history[0]["train_bits"], trainer.state.history[-1]["train_bits"]
+    assert last < first                                   # it learns
+    assert npc.evaluate(ckpt.model, images[:16]) > 0
+
+
+def test_a_trainer_refuses_a_model_whose_levels_disagree_with_the_config():
+    config = npc.TrainConfig(levels=4, batch_size=8)
+    with pytest.raises(ValueError, match="predicts 3 levels but the config says levels=4"):
+        npc.Trainer(config, random_levels(16), random_levels(4), model=TinyCausalNet(levels=3))
+
+
+def test_a_config_naming_an_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture 'wavenet'"):
+        npc.Trainer(npc.TrainConfig(arch="wavenet", batch_size=8), random_levels(16), random_levels(4))
+
+
+def test_the_cli_evaluates_samples_and_completes_any_architecture(tmp_path, mnist_dir, capsys):
+    path = npc.save_checkpoint(TinyCausalNet(levels=4, seed=0), tmp_path / "tiny.npz")
+    assert cli.main(["eval", "--checkpoint", str(path), "--data-dir", str(mnist_dir)]) == 0
+    assert "TinyCausalNet(levels=4, width=4" in capsys.readouterr().out
+    assert cli.main(["sample", "--checkpoint", str(path), "--n", "2", "--no-progress",
+                     "--out", str(tmp_path / "s.png")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (2, 28, 28)
+    assert cli.main(["complete", "--checkpoint", str(path), "--n", "1", "--samples", "2", "--no-progress",
+                     "--data-dir", str(mnist_dir), "--out", str(tmp_path / "c.png")]) == 0
+    assert np.load(tmp_path / "c.npy").shape == (1, 2, 28, 28)
+
+
+def test_a_checkpoint_of_an_unknown_architecture_is_refused(tmp_path):
+    path = npc.save_checkpoint(TinyCausalNet(seed=0), tmp_path / "tiny.npz")
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["arch"] = "transformer"
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(npc.CheckpointError, match="architecture 'transformer', which this npixelcnn does not know"):
+        npc.load_checkpoint(path)
+
+
+def test_a_checkpoint_without_an_architecture_is_a_pixelcnn(tmp_path):
+    """Files written before the contract (the shipped one) name no architecture."""
+    path = npc.save_checkpoint(npc.PixelCNN(levels=3, hidden=2, blocks=1, head=4, seed=0), tmp_path / "p.npz")
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["arch"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert type(npc.load_checkpoint(path).model) is npc.PixelCNN
+
+
+# --------------------------------------------------------------------------- what the cached sampler refuses
+
+
+class SeesItself(AutoregressiveModel):
+    """Its first layer reads the pixel it predicts: not a model of p(x_i | x_<i)."""
+
+    def __init__(self, first):
+        super().__init__()
+        self.config, self.levels = {}, 2
+        self.add("first", first)
+        self.add("out", npc.Conv2D(first.out_channels, 2, 1, rng=0))
+
+
+class Doubler(Layer):
+    """A layer kind the cached sampler has no step for."""
+
+    def forward(self, x):
+        return 2 * x
+
+
+@pytest.mark.parametrize("first, message", [
+    (npc.MaskedConv2D(1, 2, 3, "B", rng=0), "must be a convolution that does not read the pixel it predicts"),
+    (npc.Conv2D(1, 2, 1, rng=0), "must be a convolution that does not read the pixel it predicts"),
+    (npc.Conv2D(1, 2, 3, rng=0), r"reads pixels after the one it computes"),
+])
+def test_the_cached_sampler_refuses_a_model_that_is_not_causal(first, message):
+    with pytest.raises(ValueError, match=message):
+        npc.CachedPixelCNN(SeesItself(first), 1, SHAPE)
+
+
+def test_the_cached_sampler_names_a_layer_it_cannot_step():
+    model = SeesItself(npc.MaskedConv2D(1, 2, 3, "A", rng=0))
+    model.add("double", Doubler())
+    with pytest.raises(TypeError, match="cannot compute a Doubler one pixel at a time"):
+        npc.CachedPixelCNN(model, 1, SHAPE)
+    assert npc.sample(model, 1, SHAPE, method="naive").shape == (1,) + SHAPE   # the naive loop needs no step
