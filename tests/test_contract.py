@@ -39,6 +39,29 @@ class TinyCausalNet(AutoregressiveModel, arch="test-tiny"):
         self.add("to_levels", npc.Conv2D(width, levels, 1, rng=rng))
 
 
+class NestedNet(AutoregressiveModel, arch="test-nested"):
+    """Structures the PixelCNN does not have: sequences of one layer, one after
+    another (each one's output is the next one's input), a residual inside a
+    residual, a residual first in a branch and a ReLU right after a residual."""
+
+    def __init__(self, levels=3, width=3, seed=None):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.config, self.levels = {"levels": levels, "width": width}, levels
+        self.add("first", npc.MaskedConv2D(1, width, 3, "A", rng=rng))
+        for k in range(2):
+            one = self.add(f"one.{k}", npc.Sequential())
+            one.add("conv", npc.Conv2D(width, width, 1, rng=rng))
+        outer = self.add("outer", Residual())
+        inner = outer.add("inner", Residual())
+        inner.add("relu", npc.ReLU())
+        inner.add("conv", npc.MaskedConv2D(width, width, 3, "B", rng=rng))
+        outer.add("relu", npc.ReLU())
+        outer.add("conv", npc.MaskedConv2D(width, width, 5, "B", rng=rng))
+        self.add("relu", npc.ReLU())
+        self.add("out", npc.Conv2D(width, levels, 1, rng=rng))
+
+
 def tiny(dtype=np.float64, seed=0):
     model = TinyCausalNet(seed=seed)
     return randomize(model, seed=seed) if dtype == np.float64 else model
@@ -73,8 +96,9 @@ def test_the_tiny_model_is_causal():
     assert changed.any() and (raster[changed] > raster[3, 4]).all()
 
 
-def test_cached_logits_equal_the_forward_pass_at_every_pixel():
-    model = tiny()
+@pytest.mark.parametrize("architecture", [TinyCausalNet, NestedNet])
+def test_cached_logits_equal_the_forward_pass_at_every_pixel(architecture):
+    model = randomize(architecture(seed=0))
     n = 3
     net = npc.CachedPixelCNN(model, n, SHAPE)
     images = random_levels(n, seed=2)
