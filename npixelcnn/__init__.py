@@ -2,8 +2,10 @@
 
 The public API:
 
-* layers: :class:`MaskedConv2D`, :class:`Conv2D`, :class:`ReLU`, :class:`ResidualBlock`
-* the model: :class:`PixelCNN`
+* layers: :class:`MaskedConv2D`, :class:`Conv2D`, :class:`ReLU`, :class:`Sequential`,
+  :class:`Residual`, :class:`ResidualBlock`
+* the model: :class:`PixelCNN`; what every model promises: :class:`AutoregressiveModel`,
+  its architectures by name: ``ARCHITECTURES``, :func:`build_model`
 * the loss: :func:`softmax_cross_entropy`, :func:`nats_to_bits`, :func:`nats_per_image`
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`
 * masks: :func:`causal_mask`, :func:`kept_taps`
@@ -18,7 +20,8 @@ The public API:
 """
 
 from . import gradcheck, ops
-from .blocks import ResidualBlock, Sequential
+from .autoregressive import ARCHITECTURES, AutoregressiveModel, build_model
+from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .data import MNISTDownloadError, dequantize, load_mnist, quantize, to_model_input
 from .im2col import col2im, im2col
@@ -35,6 +38,7 @@ from .viz import image_grid, plot_completions, plot_history, save_image_grid, sh
 __version__ = "0.1.0"
 
 __all__ = [
+    "ARCHITECTURES", "AutoregressiveModel", "Residual", "build_model",
     "Adam", "CachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
     "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",

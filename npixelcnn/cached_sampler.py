@@ -10,25 +10,15 @@ pixel by pixel; it is tested equal to the naive loop there.
 
 It works for any model that honours the contract of
 :mod:`npixelcnn.autoregressive`: it walks ``model.pixel_layers()`` and gives
-each layer a *step*, chosen by the layer's kind (:func:`step_for`), that
-computes the layer at one pixel:
-
-* a causal convolution (:class:`_CausalConvAt`) keeps its input's last rows
-  in a ring and reads its kept taps there;
-* a 1x1 convolution and a ReLU (:class:`_PointwiseConvAt`, :class:`_ReLUAt`)
-  need nothing but the pixel itself;
-* a residual connection and a sequence (:class:`_ResidualAt`,
-  :class:`_SequenceAt`) run their children's steps.
-
-A new kind of layer gets a step class of its own, added to ``STEPS``.
+each layer a *step* that computes it at one pixel, chosen by the layer's kind,
+never by its name (:mod:`npixelcnn.pixel_steps`).
 """
 
 import numpy as np
 
 from .autoregressive import check_model
-from .blocks import Residual, Sequential
 from .data import to_model_input
-from .layers import Conv2D, ReLU
+from .pixel_steps import CausalConvAt, Rows, allow_in_place, step_for, walk
 from .validation import check_image_shape, check_positive_int
 
 
@@ -48,7 +38,7 @@ class CachedPixelCNN:
     Only the causal convolutions read other pixels than their own, so only
     their INPUTS are kept, and only the rows they can still read: a k x k
     causal window at (i, j) reaches rows i - k//2 .. i, so each such layer
-    keeps its last k//2 + 1 input rows in a ring (:class:`_CausalConvAt`).
+    keeps its last k//2 + 1 input rows in a ring (:class:`~npixelcnn.pixel_steps.CausalConvAt`).
     The output at (i, j) is then im2col for one pixel (a copy per kernel row
     into a (B, T*C_in) row) and one matrix product with the layer's kept
     weights: the same products as the full forward pass, one pixel at a time.
@@ -56,7 +46,7 @@ class CachedPixelCNN:
     A step costs those products plus a few NumPy calls per layer, each a few
     microseconds. What keeps the rest small:
 
-    * the products run on one BLAS thread (see ``limit_blas_threads``);
+    * the products run on one BLAS thread (``ops.one_blas_thread``);
     * every row passed from layer to layer, (B, C + 1), carries a trailing 1,
       the input that multiplies the bias, folded into the weights as one more
       row: ``[x, 1] @ [[W], [b]] = x @ W + b``. That saves the bias additions,
@@ -92,15 +82,15 @@ class CachedPixelCNN:
         if model.in_channels != 1:
             raise ValueError(f"CachedPixelCNN draws one value per pixel; {type(model).__name__} has "
                              f"{model.in_channels} input channels")
-        rows = _Rows(batch, self.dtype)
+        rows = Rows(batch, self.dtype)
         self.steps = [step_for(layer, self.shape, rows) for layer in model.pixel_layers()]
-        _in_place(self.steps)
+        allow_in_place(self.steps)
         self.first = self.steps[0]
-        if not isinstance(self.first, _CausalConvAt) or self.first.reads_own_pixel:
+        if not isinstance(self.first, CausalConvAt) or self.first.reads_own_pixel:
             raise ValueError(f"CachedPixelCNN: the first layer of {type(model).__name__} must be a "
                              f"convolution that does not read the pixel it predicts (mask A), "
                              f"got {self.first.layer!r}")
-        self.inputs = [step.input for step in _walk(self.steps) if isinstance(step, _CausalConvAt)]
+        self.inputs = [step.input for step in walk(self.steps) if isinstance(step, CausalConvAt)]
         # The model's input for each level, from to_model_input itself (then the
         # model's dtype, as the naive loop does), so both loops see the same numbers.
         every_level = np.arange(model.levels).reshape(1, 1, model.levels)
@@ -148,279 +138,3 @@ class CachedPixelCNN:
                 x = step.full(x, upto)
         finally:
             self.model.train(was_training)
-
-
-# --------------------------------------------------------------------------- steps
-#
-# A step computes one layer at one pixel (i, j), for the B images at once:
-#
-#     y = step.at(x, i, j)      x (B, C_in + 1) -> y (B, C_out + 1), both ending in a column of ones
-#     y = step.full(x, upto)    the layer on whole rows x (B, rows, W, C_in) -> (B, rows, W, C_out),
-#                               storing what later pixels read at the positions before ``upto``
-#
-# ``at`` returns a row that its next call overwrites: a row of the step's own
-# (from :class:`_Rows`), or, when ``in_place`` is set, its input row.
-
-
-def step_for(layer, shape, rows):
-    """The step that computes ``layer`` at one pixel, chosen by the layer's kind."""
-    for kind, step in STEPS:
-        if isinstance(layer, kind):
-            return step(layer, shape, rows)
-    raise TypeError(f"CachedPixelCNN cannot compute a {type(layer).__name__} one pixel at a time; "
-                    f"it knows {[kind.__name__ for kind, _ in STEPS]}")
-
-
-class _Rows:
-    """The rows (B, width) the steps write into, made once, starting as ones
-    (where the last column is the bias input, nothing ever writes over that 1).
-
-    Rows inside a residual step are shared: everything a residual branch
-    computes is used up before the step returns, so the blocks of a model,
-    which have the same structure, can write the same rows. ``key`` is the
-    position of a step inside the nearest enclosing residual branch (None
-    outside any: own rows). Sharing keeps a pixel's work in a few hundred KB
-    that stay in the CPU's cache (for the seed architecture, 215 KB instead
-    of 3.2 MB).
-    """
-
-    def __init__(self, batch, dtype, key=None, shared=None):
-        self.batch, self.dtype, self.key = batch, dtype, key
-        self.shared = {} if shared is None else shared
-
-    def get(self, role, width):
-        """A row (B, width) for ``role``, this step's own or shared by position."""
-        if self.key is None:
-            return np.ones((self.batch, width), self.dtype)
-        if (self.key, role, width) not in self.shared:
-            self.shared[self.key, role, width] = np.ones((self.batch, width), self.dtype)
-        return self.shared[self.key, role, width]
-
-    def scratch(self, role, width):
-        """A row used up within one step's computation: one for all steps."""
-        return _Rows(self.batch, self.dtype, ("scratch",), self.shared).get(role, width)
-
-    def at(self, position):
-        """The rows for a child at ``position`` (a tuple): shared if this one is."""
-        return _Rows(self.batch, self.dtype, None if self.key is None else self.key + position, self.shared)
-
-    def in_branch(self, position):
-        """The rows for a child of a residual branch: shared by position from here down."""
-        key = position if self.key is None else self.key + position
-        return _Rows(self.batch, self.dtype, key, self.shared)
-
-
-def _walk(steps):
-    """Every step, the children of sequences and residual connections included, in order."""
-    for step in steps:
-        yield step
-        yield from _walk(getattr(step, "children", ()))
-
-
-class _ReLUAt:
-    """max(x, 0) at one pixel (the trailing 1 stays 1)."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer, self.rows = layer, rows
-        self.in_place = False           # see _in_place
-        self.y = None                   # made at the first call, when the width is known
-
-    def at(self, x, i, j):
-        if self.in_place:
-            return _relu(x, out=x)
-        if self.y is None:
-            self.y = self.rows.get("relu", x.shape[1])
-        return _relu(x, out=self.y)
-
-    def full(self, x, upto):
-        return self.layer.forward(x)
-
-
-class _PointwiseConvAt:
-    """A 1x1 convolution at one pixel: [x, 1] @ [[W], [b]]."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False           # the output has another width: never in place
-        self.weights = _weights_and_bias(layer)                      # (C_in + 1, C_out)
-        self.y = rows.get("1x1", layer.out_channels + 1)
-
-    def at(self, x, i, j):
-        np.matmul(x, self.weights, out=self.y[:, :-1])
-        return self.y
-
-    def full(self, x, upto):
-        return self.layer.forward(x)
-
-
-class _CausalConvAt:
-    """A k x k convolution over causal taps at one output pixel: its input's
-    last rows in a ring, the kept taps of each kernel row, and the kept
-    weights (with the bias row)."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False
-        height, width = shape
-        batch, dtype = rows.batch, rows.dtype
-        self.pad, channels = layer.kernel_size // 2, layer.in_channels
-        taps = [tuple(t) for t in layer.taps.tolist()]
-        centre = (self.pad, self.pad)
-        if any(t > centre for t in taps):           # (row, col) after the centre in raster order
-            raise ValueError(f"CachedPixelCNN: {type(layer).__name__} with kernel taps {taps} reads pixels "
-                             f"after the one it computes; only causal convolutions can be computed "
-                             f"pixel by pixel")
-        self.reads_own_pixel = centre in taps       # mask B: yes; mask A: no
-        # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
-        # input rows are ever read again. They are kept in a ring, image row r
-        # in slot r % (pad + 1), zero-padded by pad columns on either side
-        # (those are never written, so they stay zero).
-        self.ring = np.zeros((self.pad + 1, width + 2 * self.pad, batch, channels), dtype)
-        self.input = self.ring[:, self.pad:self.pad + width]              # (pad + 1, W, B, C_in)
-        # im2col's row for one pixel and all B images, (B, T*C_in + 1), taps
-        # in raster order and channels inside each tap, as in the full layer;
-        # the last column is the 1 that multiplies the bias row.
-        self.cols = rows.scratch(f"{layer.kernel_size}x{layer.kernel_size} im2col row",
-                                 len(taps) * channels + 1)
-        tap_values = self.cols[:, :-1].reshape(batch, len(taps), channels)   # a view
-        # A causal mask keeps whole kernel rows above the centre and the left
-        # part of the centre row: in every kernel row the kept taps are side
-        # by side, so one slice of the ring gathers them.
-        self.kernel_rows = []           # (kernel row, first col, end col, where its taps go in cols)
-        for r in np.unique(layer.taps[:, 0]):
-            in_row = np.flatnonzero(layer.taps[:, 0] == r)
-            c = layer.taps[in_row, 1]
-            if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
-                raise ValueError(f"CachedPixelCNN: the kept taps of kernel row {r} are not "
-                                 f"contiguous ({c.tolist()}); expected a causal mask")
-            self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
-                                     tap_values[:, in_row[0]:in_row[-1] + 1]))
-        self.weights = _weights_and_bias(layer)                           # (T*C_in + 1, C_out)
-        self.y = rows.get("conv", layer.out_channels + 1)
-
-    def input_at(self, i, j):
-        """The (B, C_in) slot where the layer's input at pixel (i, j) is stored."""
-        return self.input[i % (self.pad + 1), j]
-
-    def at(self, x, i, j):
-        self.input_at(i, j)[...] = x[:, :-1]
-        return self.compute(i, j)
-
-    def compute(self, i, j):
-        """The output at (i, j), (B, C_out + 1), from the inputs stored so far."""
-        for r, first, end, taps in self.kernel_rows:
-            row = i + r - self.pad                  # the image row this kernel row reads
-            if row < 0:
-                taps[...] = 0                       # above the image: the convolution's zero padding
-            else:
-                # Ring columns j + first .. j + end (padded coordinates), (taps, B, C)
-                # -> (B, taps, C): each image's taps side by side.
-                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end].transpose(1, 0, 2)
-        np.matmul(self.cols, self.weights, out=self.y[:, :-1])
-        return self.y
-
-    def full(self, x, upto):
-        """Store x (B, rows, W, C_in), the input on whole rows, at the raster
-        positions before ``upto`` that later pixels can still read; run the layer."""
-        row, col = divmod(upto, self.input.shape[1])
-        for r in range(max(0, row - self.pad), row):          # at most pad whole rows
-            self.input[r % (self.pad + 1)] = x[:, r].transpose(1, 0, 2)
-        if col:
-            self.input[row % (self.pad + 1), :col] = x[:, row, :col].transpose(1, 0, 2)
-        return self.layer.forward(x)
-
-
-class _SequenceAt:
-    """The children of a :class:`Sequential`, one after another."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False
-        self.children = [step_for(child, shape, self.child_rows(rows, k))
-                         for k, (_, child) in enumerate(layer.named_children())]
-        _in_place(self.children)
-
-    def child_rows(self, rows, k):
-        return rows.at((k,))
-
-    def at(self, x, i, j):
-        for step in self.children:
-            x = step.at(x, i, j)
-        return x
-
-    def full(self, x, upto):
-        for step in self.children:
-            x = step.full(x, upto)
-        return x
-
-
-class _ResidualAt(_SequenceAt):
-    """x + branch(x), the branch being the children of a :class:`Residual`."""
-
-    def __init__(self, layer, shape, rows):
-        super().__init__(layer, shape, rows)
-        self.y = None                   # made at the first call unless in place
-
-    def child_rows(self, rows, k):
-        return rows.in_branch((k,))
-
-    def at(self, x, i, j):
-        branch = super().at(x, i, j)
-        if self.in_place:
-            y = x
-        else:
-            if self.y is None:
-                self.y = np.ones_like(x)
-            y = self.y
-        np.add(x[:, :-1], branch[:, :-1], out=y[:, :-1])
-        return y
-
-    def full(self, x, upto):
-        return x + super().full(x, upto)
-
-
-def _in_place(steps):
-    """Let a ReLU or a residual step that follows another step of ``steps``
-    overwrite its input: that row is the previous step's own, and only this
-    step reads it (an empty sequence owns no row: it passes its input on).
-    The first step of a residual branch must not: the skip reads its input again."""
-    for before, step in zip(steps, steps[1:]):
-        if isinstance(step, (_ReLUAt, _ResidualAt)) and not (isinstance(before, _SequenceAt)
-                                                             and not before.children):
-            step.in_place = True
-
-
-def _conv_step(layer, shape, rows):
-    """A 1x1 convolution that keeps its tap is pointwise; any other must be causal."""
-    pointwise = layer.kernel_size == 1 and len(layer.taps) == 1
-    return (_PointwiseConvAt if pointwise else _CausalConvAt)(layer, shape, rows)
-
-
-# The kinds of layer a step exists for; the first match wins, so a subclass
-# comes before its base class.
-STEPS = [(Conv2D, _conv_step), (ReLU, _ReLUAt), (Residual, _ResidualAt), (Sequential, _SequenceAt)]
-
-
-def _weights_and_bias(layer):
-    """A convolution's kept weights with its bias as the last row: (K + 1, C_out).
-
-    K = T * C_in for a masked layer (its kept taps, as im2col orders them),
-    C_in for a 1x1 layer.
-    """
-    return np.concatenate([layer.kept_weights(), layer.params["b"][None, :]])
-
-
-def _relu(x, out):
-    """max(x, 0) into ``out``; a trailing 1 stays 1. Against an array of zeros,
-    which is faster than against the scalar 0 on rows this small (1.5 us
-    instead of 2.4 us for 64 x 128 values)."""
-    zeros = _ZEROS.get((x.shape, x.dtype))
-    if zeros is None:
-        zeros = _ZEROS[x.shape, x.dtype] = np.zeros(x.shape, x.dtype)
-        zeros.flags.writeable = False
-    return np.maximum(x, zeros, out=out)
-
-
-_ZEROS = {}     # (shape, dtype) -> read-only zeros, made once per shape
-
-

@@ -1,8 +1,8 @@
 """The command line: ``python -m npixelcnn train | eval | sample | complete``.
 
-Each command is a thin layer over the library: it parses options, calls
-:mod:`npixelcnn.train`, :mod:`npixelcnn.checkpoint` and :mod:`npixelcnn.viz`,
-and reports what it did. Errors a user can cause are printed as one clear line,
+This module parses the options and reports errors; what each command does is
+in :mod:`npixelcnn.commands`, a thin layer over the library (training,
+checkpoints, sampling, plots). Errors a user can cause are printed as one clear line,
 never as a traceback: exit status 2 when the command cannot start (a bad
 option, a file that is not a checkpoint, a folder it cannot write), 1 when a
 run that started fails (the loss diverged, the disk filled up). Everything
@@ -10,24 +10,16 @@ that can be checked before the work is checked before it.
 """
 
 import argparse
-import math
 import shlex
 import sys
-import time
-from dataclasses import fields
-from pathlib import Path
 
-import numpy as np
-
-from .checkpoint import CheckpointError, load_checkpoint
-from .data import MNISTDownloadError, check_data_dir, load_mnist, quantize
-from .files import (FolderInUseError, check_writable_folder, claim_folder, write_json_atomically,
-                    write_npy_atomically)
-from .losses import nats_per_image, nats_to_bits
-from .sampling import METHODS, complete, sample
-from .config import PRESETS, TrainConfig, steps_for_epochs
-from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
-from .viz import plot_completions, plot_history, save_image_grid
+from .checkpoint import CheckpointError
+from .commands import RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
+from .config import PRESETS
+from .data import MNISTDownloadError
+from .files import FolderInUseError, describe_os_error
+from .sampling import METHODS
+from .train import TrainingDiverged
 
 TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train                                  # recommended: small preset, 4 levels, 15 minutes
@@ -58,20 +50,6 @@ COMPLETE_EXAMPLES = """examples:
 """
 
 
-class UsageError(Exception):
-    """A problem with the user's options or files: printed as one line, exit status 2."""
-
-
-class RunFailed(Exception):
-    """A run that started could not go on (e.g. its folder could no longer be written): exit status 1."""
-
-
-MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
-# A new run's defaults; a resume takes all of them from its checkpoint, and refuses them as options.
-NEW_RUN_DEFAULTS = dict(preset="small", levels=4, seed=0, evals=10)
-TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", *NEW_RUN_DEFAULTS)
-
-
 def main(argv=None):
     """Entry point of ``python -m npixelcnn``; returns the exit status."""
     parser = build_parser()
@@ -99,13 +77,6 @@ def fail(message, status):
     """Print 'error: ...' on stderr and return the exit status."""
     print(f"error: {message}", file=sys.stderr)
     return status
-
-
-def describe_os_error(err):
-    """'Permission denied: runs/x/.npixelcnn.lock' rather than "[Errno 13] Permission denied: '...'"."""
-    if err.strerror and err.filename:
-        return f"{err.filename}: {err.strerror}"
-    return str(err)
 
 
 def build_parser():
@@ -189,248 +160,6 @@ def add_sampling_options(parser):
     parser.add_argument("--method", choices=METHODS, default="cached",
                         help="cached (fast, default) or naive (a full forward pass per pixel)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-# -- train ------------------------------------------------------------------
-def run_train(args):
-    check_train_options(args)
-    if not args.resume:
-        for name, value in NEW_RUN_DEFAULTS.items():
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-    out = output_folder(args)
-    with claim_folder(out):          # one run per folder, until this one ends
-        trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
-        try:
-            return train_and_report(args, trainer, out)
-        except OSError as err:
-            checkpoint = out / "checkpoint.npz"
-            kept = (f"The last checkpoint written is kept: {checkpoint}" if checkpoint.exists()
-                    else "No checkpoint could be written")
-            raise RunFailed(f"could not write to {out}: {describe_os_error(err)}. {kept}") from None
-
-
-def train_and_report(args, trainer, out):
-    cfg = trainer.config
-    print(f"model: {trainer.model}")
-    print(f"data: {len(trainer.train_images):,} training and {len(trainer.test_images):,} test images")
-    print(f"training: {cfg.total_steps} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, "
-          f"{cfg.levels} levels; writing to {out}/")
-
-    def save(t):
-        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t))
-
-    if trainer.state.step == 0:
-        save(trainer)          # from the start there is a good checkpoint to fall back on
-    started = time.perf_counter()
-    try:
-        trainer.run(on_checkpoint=save, progress=not args.no_progress)
-    except TrainingDiverged as err:
-        kept = out / "checkpoint.npz"
-        raise TrainingDiverged(f"{err}. The last good checkpoint is kept: {kept}") from None
-    wall = time.perf_counter() - started
-    state = trainer.state
-    write_json_atomically(out / "metrics.json", {
-        "command": args.command_line, "config": trainer.checkpoint_meta()["train"],
-        "metrics": metrics(trainer), "wall_seconds": round(wall, 1), "history": state.history})
-    plot_history(state.history, out / "loss_curve.png")
-    if trainer.interrupted:
-        how = "Ctrl-C (SIGINT)" if trainer.stopped_by == "SIGINT" else trainer.stopped_by
-        print(f"stopped by {how} at step {state.step}; resume with: "
-              f"python -m npixelcnn train --resume {out / 'checkpoint.npz'}")
-        return 0
-    if args.samples > 0:
-        images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
-                        method="cached", progress=not args.no_progress)
-        write_npy_atomically(out / "samples.npy", images)
-        save_image_grid(images, cfg.levels, out / "samples.png")
-    bits = state.last_test_bits
-    print(f"done: step {state.step}, {state.train_seconds / 60:.1f} min of training "
-          f"({wall / 60:.1f} min with evaluations); test {bits:.4f} bits/dim")
-    uniform = math.log2(cfg.levels)
-    if bits >= uniform:
-        print(f"warning: {bits:.4f} bits/dim is no better than a uniform guess ({uniform:g} bits/dim): "
-              f"the model has not learnt; try another --lr or a longer run")
-    print(f"wrote {out}/checkpoint.npz, metrics.json, loss_curve.png"
-          + (", samples.png" if args.samples > 0 else ""))
-    return 0
-
-
-def check_train_options(args):
-    """Every option that can be checked before any work, checked (UsageError otherwise)."""
-    if args.resume:
-        given = [name for name in TRAINING_ONLY_OPTIONS if getattr(args, name) is not None]
-        if given:
-            raise UsageError(f"--resume continues the saved run exactly; it cannot change "
-                             f"{', '.join('--' + n.replace('_', '-') for n in given)}")
-    elif args.overwrite:
-        raise UsageError("--overwrite goes with --resume; a new run never replaces a checkpoint")
-    if args.resume and not Path(args.resume).is_file():
-        raise UsageError(f"no checkpoint at {args.resume}")
-    check_data_dir(args.data_dir, "--data-dir")        # before the output folder is made
-    if args.levels is not None and not 2 <= args.levels <= 256:
-        raise UsageError(f"--levels must be between 2 and 256, got {args.levels}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise UsageError(f"--lr must be positive and finite, got {args.lr}")
-    if args.minutes is not None and not 0 < args.minutes <= MAX_MINUTES:
-        raise UsageError(f"--minutes must be a number of minutes between 0 and {MAX_MINUTES} (a week), "
-                         f"got {args.minutes}")
-    if args.epochs is not None and not math.isfinite(args.epochs):
-        raise UsageError(f"--epochs must be a finite number, got {args.epochs}")
-    if args.epochs is not None and not args.epochs > 0:
-        raise UsageError(f"--epochs must be positive, got {args.epochs}")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    if args.evals is not None and args.evals < 1:
-        raise UsageError(f"--evals must be at least 1, got {args.evals}")
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
-    if args.samples < 0:
-        raise UsageError(f"--samples must be 0 or more, got {args.samples}")
-
-
-def output_folder(args):
-    """The run's folder: --out, else the resumed checkpoint's folder, else runs/PRESET-LLEVELS-TIME."""
-    if args.out:
-        return Path(args.out)
-    if args.resume:
-        return Path(args.resume).parent
-    return Path(f"runs/{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def new_trainer(args, out):
-    checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists():
-        raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
-    preset = dict(PRESETS[args.preset])
-    if args.batch_size is not None:
-        preset["batch_size"] = args.batch_size
-    if args.lr is not None:
-        preset["lr"] = args.lr
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(levels=args.levels, seed=args.seed, evals=args.evals,
-                         **{k: v for k, v in preset.items() if k in known})
-    train_images, test_images = load_levels(args.data_dir, config.levels)
-    trainer = Trainer(config, train_images, test_images)
-    if args.steps is not None:
-        config.total_steps = args.steps
-    elif args.epochs is not None:
-        config.total_steps = steps_for_epochs(args.epochs, len(train_images), config.batch_size)
-        if config.total_steps < 1:
-            raise UsageError(f"--epochs {args.epochs:g} gives no full batch of {config.batch_size} "
-                             f"from {len(train_images):,} images; ask for more epochs or use --steps")
-    else:
-        minutes = 15.0 if args.minutes is None else args.minutes
-        config.total_steps, per_step = steps_for_minutes(trainer, minutes)
-        evaluation = seconds_per_evaluation(trainer)
-        total = minutes + config.evals * evaluation / 60
-        print(f"time budget {minutes:g} min of training time only, at {per_step * 1000:.0f} ms/step: "
-              f"{config.total_steps} steps; the {config.evals} test evaluations come on top "
-              f"(about {evaluation:.0f} s each): about {total:.0f} min in all")
-    return trainer
-
-
-def seconds_per_evaluation(trainer, probe_images=100):
-    """Estimated seconds for one test-set evaluation, from timing a few test images."""
-    probe = trainer.test_images[:probe_images]
-    started = time.perf_counter()
-    evaluate(trainer.model, probe)
-    return (time.perf_counter() - started) * len(trainer.test_images) / len(probe)
-
-
-def resume_trainer(args, out):
-    target = out / "checkpoint.npz"
-    resumed = Path(args.resume)
-    if target.exists() and resumed.exists() and not target.samefile(resumed) and not args.overwrite:
-        raise UsageError(f"{out} already holds another run's checkpoint ({target}); resuming "
-                         f"{resumed} there would replace it. Choose another --out, or add --overwrite")
-    ckpt = load_checkpoint(args.resume)
-    train_images, test_images = load_levels(args.data_dir, ckpt.model.levels)
-    trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume)
-    print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")
-    return trainer
-
-
-def load_levels(data_dir, levels):
-    """Train and test MNIST as (N, 28, 28) uint8 levels."""
-    train_images, _ = load_mnist("train", data_dir)
-    test_images, _ = load_mnist("test", data_dir)
-    return quantize(train_images, levels), quantize(test_images, levels)
-
-
-def metrics(trainer):
-    bits = trainer.state.last_test_bits
-    return {"step": trainer.state.step, "train_seconds": round(trainer.state.train_seconds, 1),
-            "test_bits_per_dim": bits,
-            "test_nats_per_image": None if bits is None else nats_per_image(bits * np.log(2))}
-
-
-# -- eval -------------------------------------------------------------------
-def run_eval(args):
-    check_data_dir(args.data_dir, "--data-dir")
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.model
-    test_images, _ = load_mnist("test", args.data_dir)
-    levels_images = quantize(test_images, model.levels)
-    started = time.perf_counter()
-    nats = evaluate(model, levels_images, batch_size=args.batch_size, progress=True)
-    seconds = time.perf_counter() - started
-    print(f"checkpoint: {args.checkpoint} ({model})")
-    print(f"test set: {len(levels_images)} images, {model.levels} levels")
-    print(f"test NLL: {nats_to_bits(nats):.4f} bits/dim = {nats:.4f} nats/dim "
-          f"= {nats_per_image(nats):.2f} nats/image  ({seconds:.1f} s)")
-    return 0
-
-
-# -- sample and complete -----------------------------------------------------
-def run_sample(args):
-    model = load_checkpoint(args.checkpoint).model
-    out = png_path(args.out)
-    started = time.perf_counter()
-    images = sample(model, args.n, temperature=args.temperature, seed=args.seed, method=args.method,
-                    progress=not args.no_progress)
-    seconds = time.perf_counter() - started
-    write_npy_atomically(out.with_suffix(".npy"), images)
-    save_image_grid(images, model.levels, out)
-    print(f"sampled {args.n} images in {seconds:.1f} s ({args.method}); wrote {out} and "
-          f"{out.with_suffix('.npy')}")
-    return 0
-
-
-def run_complete(args):
-    check_data_dir(args.data_dir, "--data-dir")
-    model = load_checkpoint(args.checkpoint).model
-    out = png_path(args.out)
-    test_images, _ = load_mnist("test", args.data_dir)
-    if not 1 <= args.n <= len(test_images):
-        raise UsageError(f"--n must be between 1 and {len(test_images)}, got {args.n}")
-    originals = quantize(test_images[:args.n], model.levels)
-    if not 0 <= args.rows <= originals.shape[1]:
-        raise UsageError(f"--rows must be between 0 and {originals.shape[1]}, got {args.rows}")
-    started = time.perf_counter()
-    completions = complete(model, originals, args.rows, n_samples=args.samples, temperature=args.temperature,
-                           seed=args.seed, method=args.method, progress=not args.no_progress)
-    seconds = time.perf_counter() - started
-    write_npy_atomically(out.with_suffix(".npy"), completions)
-    visible = np.zeros(originals.shape[1:], dtype=bool)
-    visible[:args.rows] = True
-    plot_completions(originals, visible, completions, model.levels, path=out)
-    print(f"completed {args.n} test images x {args.samples} from their top {args.rows} rows in "
-          f"{seconds:.1f} s ({args.method}); wrote {out} and {out.with_suffix('.npy')}")
-    return 0
-
-
-def png_path(out):
-    """--out checked before the sampling: a .png name, not a folder, in a folder that can be written."""
-    out = Path(out)
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; name a .png file, e.g. {out / 'samples.png'}")
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out must be a .png file, got {out}")
-    check_writable_folder(out.parent)
-    return out
 
 
 if __name__ == "__main__":

@@ -157,3 +157,10 @@ def _lock(fd):
     except BlockingIOError:
         return False
     return True
+
+
+def describe_os_error(err):
+    """'Permission denied: runs/x/.npixelcnn.lock' rather than "[Errno 13] Permission denied: '...'"."""
+    if err.strerror and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)

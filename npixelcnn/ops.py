@@ -77,3 +77,10 @@ def col2im(cols, x_shape, taps, kernel_size):
     if _use_fast:
         return fast.col2im(cols, x_shape, taps, kernel_size)
     return plain_col2im(cols, x_shape, taps, kernel_size)
+
+
+def one_blas_thread():
+    """A context in which matrix products run on one BLAS thread: for many small
+    products, as the cached sampler makes, where waking a second thread costs
+    more than it saves (see :func:`npixelcnn.fast.limit_blas_threads`)."""
+    return fast.limit_blas_threads(1)

@@ -27,7 +27,7 @@ import numpy as np
 from .autoregressive import check_model
 from .cached_sampler import CachedPixelCNN
 from .data import to_model_input
-from .fast import limit_blas_threads
+from . import ops
 from .progress import tqdm
 from .validation import check_image_shape, check_level_images, check_positive_int, check_positive_number
 
@@ -179,9 +179,8 @@ def _fill_cached(model, images, hidden, temperature, rng, progress):
     # computed in one batched pass over the rows that hold it.
     net.prefill(images, first)
     all_hidden = bool(hidden.all())
-    # The products of one pixel are small; a second BLAS thread costs more to
-    # wake than it saves (see fast.py), so they run on one.
-    with limit_blas_threads(1):
+    # The products of one pixel are small: they run on one BLAS thread.
+    with ops.one_blas_thread():
         for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
                       disable=not progress, leave=False):
             i, j = divmod(q, width)

@@ -57,7 +57,7 @@ def few_mnist_images(monkeypatch, mnist_dir):
     12 x 12 pixels (sampling visits every pixel), so each run takes about a second.
 
     A ``data_dir`` given to the CLI is still checked by the real loader."""
-    from npixelcnn import cli
+    from npixelcnn import commands
     cache = {split: npc.load_mnist(split, mnist_dir) for split in ("train", "test")}
 
     def load_mnist(split="train", data_dir=None):
@@ -67,4 +67,4 @@ def few_mnist_images(monkeypatch, mnist_dir):
         n = 256 if split == "train" else 32
         return images[:n, 8:20, 8:20], labels[:n]
 
-    monkeypatch.setattr(cli, "load_mnist", load_mnist)
+    monkeypatch.setattr(commands, "load_mnist", load_mnist)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import cli, files
+from npixelcnn import cli, commands, files
 from npixelcnn.sampling import draw
 
 from conftest import randomize
@@ -213,7 +213,7 @@ def test_sample_into_a_read_only_folder_is_one_line_before_sampling(tmp_path, ca
     checkpoint = npc.save_checkpoint(npc.PixelCNN(levels=4, hidden=4, blocks=1, head=8, seed=0),
                                      tmp_path / "model.npz")
     sampled = []
-    monkeypatch.setattr(cli, "sample", lambda *a, **k: sampled.append(1))
+    monkeypatch.setattr(commands, "sample", lambda *a, **k: sampled.append(1))
     locked = read_only(tmp_path / "locked")
     assert run("sample", "--checkpoint", checkpoint, "--out", locked / "s.png", "--no-progress") == 2
     err = capsys.readouterr().err
