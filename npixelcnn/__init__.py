@@ -4,7 +4,7 @@ The public API:
 
 * layers: :class:`MaskedConv2D`, :class:`Conv2D`, :class:`ReLU`, :class:`Sequential`,
   :class:`Residual`, :class:`ResidualBlock`
-* the model: :class:`PixelCNN`; what every model promises: :class:`AutoregressiveModel`,
+* the models: :class:`PixelCNN`, :class:`GatedPixelCNN` (no blind spot); what every model promises: :class:`AutoregressiveModel`,
   its architectures by name: ``ARCHITECTURES``, :func:`build_model`
 * the loss: :func:`softmax_cross_entropy`, :func:`nats_to_bits`, :func:`nats_per_image`
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`
@@ -28,6 +28,7 @@ from .im2col import col2im, im2col
 from .layers import Conv2D, Layer, MaskedConv2D, Module, ReLU
 from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy, total_nll
 from .masks import causal_mask, kept_taps
+from .gated import GatedPixelCNN
 from .model import PixelCNN
 from .optim import SGD, Adam, clip_by_global_norm, global_norm
 from .sampling import CachedPixelCNN, complete, sample
@@ -38,7 +39,7 @@ from .viz import image_grid, plot_completions, plot_history, save_image_grid, sh
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHITECTURES", "AutoregressiveModel", "Residual", "build_model",
+    "ARCHITECTURES", "AutoregressiveModel", "GatedPixelCNN", "Residual", "build_model",
     "Adam", "CachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
     "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",

@@ -1,0 +1,200 @@
+"""The Gated PixelCNN (van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves and
+Kavukcuoglu, 2016, "Conditional Image Generation with PixelCNN Decoders", section 2).
+
+Stacked masked 3x3 convolutions never see a wedge of pixels up and to the right
+of the one they predict: the blind spot (lesson 02). The Gated PixelCNN splits
+every layer into two stacks that together see every earlier pixel:
+
+* the **vertical stack** convolves a window of the k//2 + 1 rows up to and
+  including the current one, all k columns. Its output at row i depends on
+  rows <= i, right of the pixel too, so it reaches the horizontal stack only
+  **shifted down by one row**: through it, a pixel sees the rows above it;
+* the **horizontal stack** convolves the current row, the k//2 + 1 pixels up
+  to the current one (without it in the first layer): it sees the pixels to
+  the left. It adds the shifted vertical features through a 1x1 link.
+
+Both stacks use the **gated activation** tanh(a) * sigmoid(b) over the two
+halves of their channels, and the horizontal stack ends in a 1x1 convolution
+with a residual connection (none in the first layer, whose input is the image).
+Data flows from layer to layer as a pair (v, h).
+"""
+
+import numpy as np
+
+from . import ops
+from .autoregressive import AutoregressiveModel
+from .layers import Conv2D, Layer, Module, ReLU, as_rng
+from .validation import check_gradient, check_positive_int
+
+_NO_CACHE = "{}.backward called before forward in training mode"
+
+
+def vertical_taps(kernel_size):
+    """The taps of the vertical stack: rows 0 .. k//2 (up to the centre row), every column."""
+    p = kernel_size // 2
+    return [(r, c) for r in range(p + 1) for c in range(kernel_size)]
+
+
+def horizontal_taps(kernel_size, include_centre):
+    """The taps of the horizontal stack: the centre row, columns up to the centre
+    (the centre itself only when ``include_centre``: every layer but the first)."""
+    p = kernel_size // 2
+    return [(p, c) for c in range(p + 1 if include_centre else p)]
+
+
+class Gate(Layer):
+    """y = tanh(a) * sigmoid(b), a and b the first and second half of the channels.
+
+    Shapes: x (..., 2C) -> y (..., C).
+    """
+
+    def forward(self, x):
+        """x (..., 2C) -> y (..., C)."""
+        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or x.shape[-1] % 2:
+            raise ValueError(f"Gate: expected a floating-point array with an even number of channels, "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        c = x.shape[-1] // 2
+        t = np.tanh(x[..., :c])
+        s = 0.5 * (1 + np.tanh(0.5 * x[..., c:]))        # sigmoid(b), without overflow in exp
+        self._cache = (t, s) if self.training else None
+        return t * s
+
+    def backward(self, dy):
+        """dy (..., C) -> dx (..., 2C): d tanh = 1 - t^2, d sigmoid = s (1 - s)."""
+        if self._cache is None:
+            raise RuntimeError(_NO_CACHE.format("Gate"))
+        t, s = self._cache
+        check_gradient(dy, t.shape, t.dtype, "Gate")
+        return np.concatenate([dy * s * (1 - t * t), dy * t * s * (1 - s)], axis=-1)
+
+
+class ShiftDown(Layer):
+    """y[:, i] = x[:, i - 1], y[:, 0] = 0: row i sees only what row i - 1 computed.
+
+    Shapes: x (N, H, W, C) -> y (N, H, W, C).
+    """
+
+    def forward(self, x):
+        """x (N, H, W, C) -> the same, moved down one row (zeros on top)."""
+        y = np.zeros_like(x)
+        y[:, 1:] = x[:, :-1]
+        return y
+
+    def backward(self, dy):
+        """dy (N, H, W, C) -> dx, moved up one row (the last row gets no gradient)."""
+        dx = np.zeros_like(dy)
+        dx[:, :-1] = dy[:, 1:]
+        return dx
+
+
+class GatedLayer(Module):
+    """One layer of both stacks: (v, h) -> (v', h').
+
+        v_pre = vertical(v)                                   (N, H, W, 2C)
+        v'    = gate(v_pre)
+        h_pre = horizontal(h) + link(shift_down(v_pre))       (N, H, W, 2C)
+        h'    = h + out(gate(h_pre))          (first layer: out(gate(h_pre)))
+
+    Args:
+        in_channels: C_in of both inputs (1 in the first layer, the image).
+        channels: C, the width of both stacks.
+        kernel_size: odd k >= 3 (the vertical window is (k//2 + 1) x k).
+        first: the first layer: its input is the image x, given as an array
+            (v = h = x), its horizontal stack does not see the current pixel,
+            and it has no residual connection.
+        rng: seed or np.random.Generator.
+        out_gain: init gain of the horizontal 1x1 output (the residual branch).
+
+    Parameters: vertical, horizontal, link, out (each W, b).
+    """
+
+    def __init__(self, in_channels, channels, kernel_size=3, first=False, rng=None, out_gain=1.0):
+        super().__init__()
+        check_positive_int(channels, "channels")
+        if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(f"GatedLayer: kernel_size must be an odd int >= 3, got {kernel_size!r}")
+        if not first and in_channels != channels:
+            raise ValueError(f"GatedLayer: a residual layer maps C to C channels, got {in_channels} -> {channels}")
+        rng = as_rng(rng)
+        self.first, self.channels, self.kernel_size = first, channels, kernel_size
+        k, c2 = kernel_size, 2 * channels
+        self.vertical = self.add("vertical", Conv2D(in_channels, c2, k, rng=rng, taps=vertical_taps(k)))
+        self.horizontal = self.add("horizontal", Conv2D(
+            in_channels, c2, k, rng=rng, taps=horizontal_taps(k, include_centre=not first)))
+        self.shift = self.add("shift", ShiftDown())
+        self.link = self.add("link", Conv2D(c2, c2, 1, rng=rng))
+        self.v_gate = self.add("v_gate", Gate())
+        self.h_gate = self.add("h_gate", Gate())
+        self.out = self.add("out", Conv2D(channels, channels, 1, rng=rng, gain=out_gain))
+
+    def forward(self, x):
+        """(v, h), each (N, H, W, C_in) (the first layer: the image x) -> (v', h'), each (N, H, W, C)."""
+        v, h = (x, x) if self.first else x
+        v_pre = self.vertical.forward(v)
+        h_pre = ops.add(self.horizontal.forward(h), self.link.forward(self.shift.forward(v_pre)))
+        branch = self.out.forward(self.h_gate.forward(h_pre))
+        return self.v_gate.forward(v_pre), (branch if self.first else ops.add(h, branch))
+
+    def backward(self, dy):
+        """(dv', dh') -> (dv, dh) (the first layer: dx); dv' may be None (nothing read v')."""
+        dv_out, dh_out = dy
+        dh_pre = self.h_gate.backward(self.out.backward(dh_out))
+        dv_pre = self.shift.backward(self.link.backward(dh_pre))
+        if dv_out is not None:
+            dv_pre = ops.add(dv_pre, self.v_gate.backward(dv_out))
+        dv = self.vertical.backward(dv_pre)
+        dh = self.horizontal.backward(dh_pre)
+        if self.first:
+            return ops.add(dv, dh)                   # v and h were the same x
+        return dv, ops.add(dh, dh_out)               # the residual passes dh' through
+
+
+class TakeHorizontal(Layer):
+    """(v, h) -> h: the output of the last gated layer is its horizontal stack.
+    Backward: (None, dh): nothing after it reads v."""
+
+    def forward(self, x):
+        return x[1]
+
+    def backward(self, dy):
+        return None, dy
+
+
+class GatedPixelCNN(AutoregressiveModel, arch="gated"):
+    """Gated layers (no blind spot), then ReLU, 1x1, ReLU, 1x1 -> logits.
+
+    Args:
+        levels: number of intensity levels, >= 2.
+        hidden: C, the channels of both stacks.
+        layers: gated layers, the first included (>= 1).
+        kernel_size: k of every layer's stacks, odd >= 3.
+        head: width of the 1x1 head.
+        seed: int or None.
+
+    With k = 3 the receptive field grows by one row up and one column either
+    side per layer, like the PixelCNN's 3x3 layers, but with no blind spot.
+    Initialisation as :class:`PixelCNN`: He-normal, each residual branch's 1x1
+    scaled by 1/sqrt(layers), the output layer by 0.1.
+
+    Shapes: x (N, H, W, 1) in [0, 1] -> logits (N, H, W, levels).
+    """
+
+    def __init__(self, levels=4, hidden=32, layers=8, kernel_size=3, head=64, seed=None):
+        super().__init__()
+        check_positive_int(levels, "levels", minimum=2)
+        check_positive_int(hidden, "hidden")
+        check_positive_int(layers, "layers")
+        check_positive_int(head, "head")
+        self.config = {"levels": levels, "hidden": hidden, "layers": layers,
+                       "kernel_size": kernel_size, "head": head}
+        self.levels = levels
+        rng = np.random.default_rng(seed)
+        gain = 1.0 / np.sqrt(layers)
+        for i in range(layers):
+            self.add(f"layers.{i}", GatedLayer(1 if i == 0 else hidden, hidden, kernel_size,
+                                               first=i == 0, rng=rng, out_gain=1.0 if i == 0 else gain))
+        self.add("take_h", TakeHorizontal())
+        self.add("head_relu1", ReLU())
+        self.add("head1", Conv2D(hidden, head, 1, rng=rng))
+        self.add("head_relu2", ReLU())
+        self.add("out", Conv2D(head, levels, 1, rng=rng, gain=0.1))
