@@ -15,7 +15,7 @@ import sys
 
 from .checkpoint import CheckpointError
 from .commands import RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
-from .config import PRESETS
+from .config import PRESETS_BY_ARCH
 from .data import MNISTDownloadError
 from .files import FolderInUseError, describe_os_error
 from .sampling import METHODS
@@ -26,6 +26,7 @@ TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train --levels 4 --preset small --minutes 15 --out runs/small
   python -m npixelcnn train --preset seed --epochs 1 --batch-size 64 --lr 1e-3
   python -m npixelcnn train --levels 2 --steps 200 --out runs/binary
+  python -m npixelcnn train --arch gated --preset medium --minutes 120 --out runs/gated
   python -m npixelcnn train --resume runs/small/checkpoint.npz  # continue an interrupted run
 
 --minutes counts training time only: the test evaluations (--evals) come on top,
@@ -94,8 +95,12 @@ def build_parser():
         description="Train a PixelCNN on quantised MNIST. Writes OUT/checkpoint.npz (updated after "
                     "every test evaluation and when the run ends, Ctrl-C included), OUT/metrics.json, "
                     "OUT/loss_curve.png and OUT/samples.png.")
-    train.add_argument("--preset", choices=sorted(PRESETS),
-                       help="architecture and training settings (default: small, the CPU one)")
+    train.add_argument("--arch", choices=sorted(PRESETS_BY_ARCH),
+                       help="pixelcnn (van den Oord et al. 2016a, the seed's model; default) or gated "
+                            "(the Gated PixelCNN of 2016b: no blind spot)")
+    train.add_argument("--preset", choices=sorted({p for presets in PRESETS_BY_ARCH.values() for p in presets}),
+                       help="size and training settings (default: small, the CPU one); pixelcnn: "
+                            "small, medium, seed; gated: small, medium")
     train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load_checkpoint
-from .config import PRESETS, TrainConfig, steps_for_epochs
+from .config import PRESETS_BY_ARCH, TrainConfig, steps_for_epochs
 from .data import check_data_dir, load_mnist, quantize
 from .files import check_writable_folder, claim_folder, describe_os_error, write_json_atomically, write_npy_atomically
 from .losses import nats_per_image, nats_to_bits
@@ -33,7 +33,7 @@ class RunFailed(Exception):
 
 MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
 # A new run's defaults; a resume takes all of them from its checkpoint, and refuses them as options.
-NEW_RUN_DEFAULTS = dict(preset="small", levels=4, seed=0, evals=10)
+NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset="small", levels=4, seed=0, evals=10)
 TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", *NEW_RUN_DEFAULTS)
 
 
@@ -139,19 +139,23 @@ def check_train_options(args):
 
 
 def output_folder(args):
-    """The run's folder: --out, else the resumed checkpoint's folder, else runs/PRESET-LLEVELS-TIME."""
+    """The run's folder: --out, else the resumed checkpoint's folder, else runs/[gated-]PRESET-LLEVELS-TIME."""
     if args.out:
         return Path(args.out)
     if args.resume:
         return Path(args.resume).parent
-    return Path(f"runs/{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
+    arch = "" if args.arch == "pixelcnn" else f"{args.arch}-"
+    return Path(f"runs/{arch}{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def new_trainer(args, out):
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists():
         raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
-    preset = dict(PRESETS[args.preset])
+    presets = PRESETS_BY_ARCH[args.arch]
+    if args.preset not in presets:
+        raise UsageError(f"--arch {args.arch} has the presets {sorted(presets)}, not {args.preset!r}")
+    preset = dict(presets[args.preset])
     if args.batch_size is not None:
         preset["batch_size"] = args.batch_size
     if args.lr is not None:

@@ -6,8 +6,9 @@ Everything here is a pure function of the config and the step, which is what
 lets a resumed run continue bit for bit (see :mod:`npixelcnn.train`).
 """
 
+import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .autoregressive import ARCHITECTURES
 from .validation import check_positive_int, check_positive_number, check_real
@@ -22,14 +23,25 @@ PRESETS = {
     "seed": dict(hidden=64, blocks=15, head=128, batch_size=64, lr=2e-3, warmup_steps=200),
 }
 
+# The same for the Gated PixelCNN (``--arch gated``): presets by architecture.
+GATED_PRESETS = {
+    "small": dict(arch="gated", hidden=32, layers=6, head=64, batch_size=16, lr=6e-3, warmup_steps=100),
+    "medium": dict(arch="gated", hidden=32, layers=10, head=64, batch_size=32, lr=3e-3, warmup_steps=200),
+}
+PRESETS_BY_ARCH = {"pixelcnn": PRESETS, "gated": GATED_PRESETS}
+
 
 @dataclass
 class TrainConfig:
     """Everything that defines a run (saved in every checkpoint).
 
     arch: the model's architecture, a name in ``ARCHITECTURES`` (see
-        :mod:`npixelcnn.autoregressive`); "pixelcnn" is :class:`PixelCNN`.
-    levels, hidden, blocks, head: the model's settings (see :class:`PixelCNN`).
+        :mod:`npixelcnn.autoregressive`); "pixelcnn" is :class:`PixelCNN`,
+        "gated" :class:`GatedPixelCNN`.
+    levels, hidden, blocks, head, layers, kernel_size: the model's settings;
+        each architecture takes those its class names (PixelCNN: levels,
+        hidden, blocks, head; GatedPixelCNN: levels, hidden, layers,
+        kernel_size, head), see :meth:`model_config`.
     batch_size, lr: minibatch size and Adam's peak learning rate.
     warmup_steps: the learning rate rises linearly from 0 over these steps...
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
@@ -45,6 +57,8 @@ class TrainConfig:
     hidden: int = 32
     blocks: int = 5
     head: int = 64
+    layers: int = 8
+    kernel_size: int = 3
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 100
@@ -55,8 +69,9 @@ class TrainConfig:
     seed: int = 0
 
     def model_config(self):
-        """The settings the architecture's class is built with (``model.config``)."""
-        return dict(levels=self.levels, hidden=self.hidden, blocks=self.blocks, head=self.head)
+        """The settings the architecture's class takes, from this config (``model.config``)."""
+        takes = inspect.signature(ARCHITECTURES[self.arch]).parameters
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in takes and f.name != "seed"}
 
 
 def check_train_config(config):

@@ -300,12 +300,15 @@ class Trainer:
         }
 
 
+ADDED_SETTINGS = ("arch", "layers", "kernel_size")       # not in checkpoints of version 0.1.0
+
+
 def _config_from_meta(settings, path):
     """The TrainConfig saved in a checkpoint, every field present and no other."""
     if not isinstance(settings, dict):
         raise CheckpointError(f"{path}: its training settings must be a dict, got {type(settings).__name__}")
-    if "arch" not in settings:                  # written before other architectures existed
-        settings = {**settings, "arch": "pixelcnn"}
+    # Written before other architectures existed: the settings added since take their defaults.
+    settings = {**{name: getattr(TrainConfig, name) for name in ADDED_SETTINGS}, **settings}
     names = [f.name for f in fields(TrainConfig)]
     unknown, missing = sorted(set(settings) - set(names)), [n for n in names if n not in settings]
     if unknown or missing:
