@@ -3,16 +3,27 @@ this machine's float32 matmul throughput on the same matrix shapes.
 
     python benchmarks/bench_train_step.py            # seed and small architectures
     python benchmarks/bench_train_step.py --arch small --steps 20
+    python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
 
 FLOPs count only the multiply-adds of kept taps (2 FLOPs each), three matrix
 products per convolution: y = cols @ W, dW = cols^T @ dy, dcols = dy @ W^T.
 The matmul reference times exactly those products with np.matmul, so the ratio
 step GFLOP/s / matmul GFLOP/s is the share of the step spent in useful matmul.
+
+--torch-python PATH: after npixelcnn's measurement of each architecture, time
+the same step in PyTorch with that interpreter (benchmarks/torch_train_step.py,
+in its own process; npixelcnn never imports torch), with the same architecture,
+batch size, steps, warm-up and thread count, and print npixelcnn / PyTorch.
+Without it no PyTorch figure is printed: speeds are only compared side by side,
+measured in the same run on the same machine.
 """
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 # Before NumPy loads: OpenBLAS's threads stop spinning soon after each product,
@@ -22,14 +33,20 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import npixelcnn as npc  # noqa: E402
 
 import numpy as np  # noqa: E402
+from npixelcnn import fast  # noqa: E402
 from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
 
 ARCHITECTURES = {
     "seed": dict(hidden=64, blocks=15, head=128),
     "small": dict(hidden=32, blocks=5, head=128),
 }
-# PyTorch 2.13 (CPU, 2 threads) on this machine, batch 64, from the issue.
-PYTORCH_MS = {"seed": 2150.0, "small": 390.0}
+TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train_step.py")
+
+
+def npixelcnn_threads():
+    """The threads npixelcnn computes on, which PyTorch gets too: OpenBLAS's for the
+    products, npixelcnn.fast's (one per core this process may use) for the rest."""
+    return max(fast.WORKERS, fast.blas_threads() or 0)
 
 
 def conv_layers(model):
@@ -132,9 +149,18 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
         "matmul_ms": matmul_ms,
         "matmul_gflops": matmul_gflops,
         "matmul_share": step_gflops / matmul_gflops,
-        "vs_pytorch": step_ms / PYTORCH_MS[arch],
         "layer_ms": layer_ms,
     }
+
+
+def time_torch(python, arch, batch_size, steps, warmup, threads):
+    """Run torch_train_step.py with interpreter ``python`` in its own process; returns its JSON result."""
+    command = [python, TORCH_SCRIPT, "--arch", arch, "--batch-size", str(batch_size),
+               "--steps", str(steps), "--warmup", str(warmup), "--threads", str(threads)]
+    run = subprocess.run(command, stdout=subprocess.PIPE, text=True)   # stderr passes through
+    if run.returncode != 0:
+        sys.exit(f"PyTorch benchmark failed (exit {run.returncode}): {' '.join(command)}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -144,21 +170,35 @@ def main():
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--breakdown", action="store_true", help="also print ms per step by layer kind")
+    parser.add_argument("--torch-python", metavar="PATH", default=None,
+                        help="also time PyTorch with this interpreter (its own process), after npixelcnn")
     args = parser.parse_args()
     archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
-    print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up")
+    threads = npixelcnn_threads()
+    print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up; "
+          f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS})")
     for arch in archs:
         r = bench(arch, args.batch_size, args.steps, args.warmup, breakdown=args.breakdown)
         print(
             f"{r['arch']:>5}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
             f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
-            f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}% | "
-            f"{r['vs_pytorch']:.2f}x PyTorch's {PYTORCH_MS[r['arch']]:.0f} ms"
+            f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}%",
+            flush=True,
         )
         if r["layer_ms"]:
             for label, ms in sorted(r["layer_ms"].items(), key=lambda kv: -kv[1]):
                 print(f"        {ms:7.1f} ms  {label}")
+        if args.torch_python:
+            t = time_torch(args.torch_python, arch, args.batch_size, args.steps, args.warmup, threads)
+            if t["params"] != r["params"]:
+                sys.exit(f"{arch}: the PyTorch model has {t['params']:,} parameters, npixelcnn's {r['params']:,}")
+            print(
+                f"{'':>5}  PyTorch {t['torch']} ({t['threads']} threads, own process): {t['params']:,} params | "
+                f"{t['ms_per_step']:.0f} ms/step | npixelcnn / PyTorch = {r['step_ms'] / t['ms_per_step']:.2f} "
+                f"(PyTorch ms measured in this run)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import numpy as np
 
 from .autoregressive import check_model
 from .data import to_model_input
-from .pixel_steps import CausalConvAt, Rows, allow_in_place, step_for, walk
+from . import gated_steps  # noqa: F401  (adds the Gated PixelCNN's steps to pixel_steps.STEPS)
+from .pixel_steps import Rows, allow_in_place, step_for, walk
 from .validation import check_image_shape, check_positive_int
 
 
@@ -69,9 +70,10 @@ class CachedPixelCNN:
 
     Attributes:
         steps: one step per entry of ``model.pixel_layers()``.
-        inputs: the causal convolutions' input rings without their padding,
-            each (k//2 + 1, W, B, C_in), image row r in slot r % (k//2 + 1);
-            ``inputs[0]`` holds the image (level / (L - 1)).
+        inputs: what the steps keep of their inputs (rings without their
+            padding); for a causal convolution (k//2 + 1, W, B, C_in), image
+            row r in slot r % (k//2 + 1). ``inputs[0]`` holds the image
+            (level / (L - 1)).
     """
 
     def __init__(self, model, batch, shape):
@@ -86,11 +88,11 @@ class CachedPixelCNN:
         self.steps = [step_for(layer, self.shape, rows) for layer in model.pixel_layers()]
         allow_in_place(self.steps)
         self.first = self.steps[0]
-        if not isinstance(self.first, CausalConvAt) or self.first.reads_own_pixel:
+        if getattr(self.first, "reads_own_pixel", True):
             raise ValueError(f"CachedPixelCNN: the first layer of {type(model).__name__} must be a "
                              f"convolution that does not read the pixel it predicts (mask A), "
                              f"got {self.first.layer!r}")
-        self.inputs = [step.input for step in walk(self.steps) if isinstance(step, CausalConvAt)]
+        self.inputs = [ring for step in walk(self.steps) for ring in getattr(step, "inputs", ())]
         # The model's input for each level, from to_model_input itself (then the
         # model's dtype, as the naive loop does), so both loops see the same numbers.
         every_level = np.arange(model.levels).reshape(1, 1, model.levels)
@@ -98,7 +100,7 @@ class CachedPixelCNN:
 
     def set_pixel(self, i, j, levels):
         """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
-        self.first.input_at(i, j)[:, 0] = self._values[levels]
+        self.first.store_pixel(i, j, self._values[levels])
 
     def logits_at(self, i, j):
         """The model's logits (B, L) at pixel (i, j).
@@ -106,7 +108,7 @@ class CachedPixelCNN:
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         every pixel before it to have been computed (:meth:`logits_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
-        up to float rounding. Stores the causal layers' inputs at (i, j).
+        up to float rounding. Stores the layers' inputs at (i, j) that later pixels read.
         The array returned is a view of a buffer that the next call overwrites.
         """
         x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read

@@ -109,7 +109,7 @@ class PointwiseConvAt:
     def __init__(self, layer, shape, rows):
         self.layer = layer
         self.in_place = False           # the output has another width: never in place
-        self.weights = _weights_and_bias(layer)                      # (C_in + 1, C_out)
+        self.weights = weights_and_bias(layer)                      # (C_in + 1, C_out)
         self.y = rows.get("1x1", layer.out_channels + 1)
 
     def at(self, x, i, j):
@@ -162,12 +162,17 @@ class CausalConvAt:
                                  f"contiguous ({c.tolist()}); expected a causal mask")
             self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
                                      tap_values[:, in_row[0]:in_row[-1] + 1]))
-        self.weights = _weights_and_bias(layer)                           # (T*C_in + 1, C_out)
+        self.weights = weights_and_bias(layer)                           # (T*C_in + 1, C_out)
         self.y = rows.get("conv", layer.out_channels + 1)
+        self.inputs = [self.input]
 
     def input_at(self, i, j):
         """The (B, C_in) slot where the layer's input at pixel (i, j) is stored."""
         return self.input[i % (self.pad + 1), j]
+
+    def store_pixel(self, i, j, values):
+        """Store the image's values (B,) at (i, j): the input of a first layer (C_in = 1)."""
+        self.input_at(i, j)[:, 0] = values
 
     def at(self, x, i, j):
         self.input_at(i, j)[...] = x[:, :-1]
@@ -268,7 +273,7 @@ def conv_step(layer, shape, rows):
 STEPS = [(Conv2D, conv_step), (ReLU, ReLUAt), (Residual, ResidualAt), (Sequential, SequenceAt)]
 
 
-def _weights_and_bias(layer):
+def weights_and_bias(layer):
     """A convolution's kept weights with its bias as the last row: (K + 1, C_out).
 
     K = T * C_in for a masked layer (its kept taps, as im2col orders them),

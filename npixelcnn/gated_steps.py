@@ -1,0 +1,153 @@
+"""The Gated PixelCNN's layers at one pixel, for the cached sampler.
+
+A gated layer (:class:`~npixelcnn.gated.GatedLayer`) has two stacks, and they
+are cached differently:
+
+* the **vertical stack** at row r reads rows r - k//2 .. r, right of the pixel
+  too, and reaches the horizontal stack only at row r + 1. So it is computed a
+  whole row at a time: at the first pixel of row i, once row i - 1 is
+  complete, each layer computes its vertical output on row i - 1 (all W
+  columns, all B images, one matrix product) and passes it to the next layer,
+  keeping the last k//2 + 1 input rows in a ring; the 1x1 link of that row is
+  what the horizontal stack adds at every pixel of row i;
+* the **horizontal stack** reads the current row up to the pixel: it is kept
+  per pixel, the current row's inputs in a row buffer.
+
+Between the steps of the gated layers flows a pair (v_row, h): v_row is the
+previous layer's vertical output on row i - 1, (W, B, C), at the first pixel
+of a row, else None; h is the horizontal stack at (i, j), (B, C + 1) with the
+trailing 1 of :mod:`npixelcnn.pixel_steps`.
+"""
+
+import numpy as np
+
+from . import pixel_steps
+from .gated import GatedLayer, TakeHorizontal
+from .pixel_steps import weights_and_bias
+
+
+def _gate(z, out):
+    """tanh(a) * sigmoid(b) of z (..., 2C) into out (..., C); as :class:`~npixelcnn.gated.Gate`."""
+    c = z.shape[-1] // 2
+    np.multiply(np.tanh(z[..., :c]), 0.5 * (1 + np.tanh(0.5 * z[..., c:])), out=out)
+    return out
+
+
+class GatedLayerAt:
+    """A :class:`GatedLayer` at one pixel: the vertical stack by rows, the horizontal by pixels."""
+
+    def __init__(self, layer, shape, rows):
+        self.layer, self.first, self.in_place = layer, layer.first, False
+        self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
+        height, width = shape
+        batch, dtype = rows.batch, rows.dtype
+        k = layer.kernel_size
+        self.pad = p = k // 2
+        c_in, c = layer.vertical.in_channels, layer.channels
+        # Vertical: the last p + 1 input rows, zero-padded by p columns either side.
+        self.v_ring = np.zeros((p + 1, width + 2 * p, batch, c_in), dtype)
+        self.v_weights = weights_and_bias(layer.vertical)            # (T_v*C_in + 1, 2C)
+        self.v_taps = layer.vertical.taps                            # (row, col) in the k x k kernel
+        self.link = weights_and_bias(layer.link)                     # (2C + 1, 2C)
+        self.link_row = np.zeros((width, batch, 2 * c), dtype)       # link(v_pre of row i - 1)
+        self.v_out = np.zeros((width, batch, c), dtype)              # gate(v_pre of row i - 1)
+        # Horizontal: the current row's inputs, p zero columns on the left.
+        self.h_row = np.zeros((width + p, batch, c_in), dtype)
+        self.h_taps = layer.horizontal.taps[:, 1]                    # columns 0 .. p (or p - 1)
+        self.h_weights = weights_and_bias(layer.horizontal)          # (T_h*C_in + 1, 2C)
+        self.h_cols = rows.scratch("gated horizontal im2col row", len(self.h_taps) * c_in + 1)
+        self.h_pre = rows.get("gated h_pre", 2 * c)
+        self.gated = rows.get("gated h gate", c + 1)
+        self.out = weights_and_bias(layer.out)                       # (C + 1, C)
+        self.y = rows.get("gated h out", c + 1)
+        self.inputs = [self.v_ring[:, p:p + width], self.h_row[p:]]
+        self.v_row_ready = False                    # v_out holds a row the next layer has not had
+
+    # --------------------------------------------------------------- the first layer's input
+
+    def store_pixel(self, i, j, values):
+        """The image's values (B,) at (i, j), read by both stacks of the first layer."""
+        self.v_ring[i % (self.pad + 1), self.pad + j, :, 0] = values
+        self.h_row[self.pad + j, :, 0] = values
+
+    def compute(self, i, j):
+        """The first layer at (i, j), from the image before (i, j)."""
+        if j == 0:
+            self._vertical_row(i - 1)
+        return self._horizontal(i, j, None)
+
+    # --------------------------------------------------------------- any layer
+
+    def at(self, x, i, j):
+        v_row, h = x
+        if v_row is not None:                       # j == 0: the previous layer's row i - 1
+            self.v_ring[(i - 1) % (self.pad + 1), self.pad:self.pad + v_row.shape[0]] = v_row
+        if j == 0:
+            self._vertical_row(i - 1)
+        self.h_row[self.pad + j] = h[:, :-1]
+        return self._horizontal(i, j, h)
+
+    def _vertical_row(self, r):
+        """The vertical stack on row r (all columns): its gated output for the next
+        layer and the link that the horizontal stack adds on row r + 1."""
+        if r < 0:                                   # above the image: the shifted input is zero
+            self.link_row[...] = self.link[-1]
+            self.v_out[...] = 0
+            self.v_row_ready = False
+            return
+        width, batch = self.v_out.shape[:2]
+        # im2col of one row: (W, B, taps, C_in), kernel row t_r reads image row r + t_r - p.
+        cols = np.zeros((width, batch, len(self.v_taps), self.v_ring.shape[-1]), self.v_ring.dtype)
+        for t, (tr, tc) in enumerate(self.v_taps):
+            row = r + tr - self.pad
+            if row >= 0:
+                cols[:, :, t] = self.v_ring[row % (self.pad + 1), tc:tc + width]
+        v_pre = cols.reshape(width, batch, -1) @ self.v_weights[:-1] + self.v_weights[-1]   # (W, B, 2C)
+        np.add(v_pre @ self.link[:-1], self.link[-1], out=self.link_row)
+        _gate(v_pre, out=self.v_out)
+        self.v_row_ready = True
+
+    def _horizontal(self, i, j, h):
+        """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer."""
+        taps = self.h_cols[:, :-1].reshape(self.h_cols.shape[0], len(self.h_taps), -1)
+        taps[...] = self.h_row[j + self.h_taps].transpose(1, 0, 2)      # columns j - p .. j (- 1)
+        np.matmul(self.h_cols, self.h_weights, out=self.h_pre)
+        self.h_pre += self.link_row[j]
+        _gate(self.h_pre, out=self.gated[:, :-1])
+        np.matmul(self.gated, self.out, out=self.y[:, :-1])
+        if h is not None:
+            self.y[:, :-1] += h[:, :-1]                                 # the residual
+        return (self.v_out if (j == 0 and self.v_row_ready) else None), self.y
+
+    # --------------------------------------------------------------- prefill
+
+    def full(self, x, upto):
+        """The layer on whole rows, keeping what the pixels from ``upto`` on read."""
+        v, h = (x, x) if self.first else x
+        width = self.h_row.shape[0] - self.pad
+        r, c = divmod(upto, width)
+        p = self.pad
+        for row in range(max(0, r - 1 - p), r):     # the input rows the vertical row r - 1 reads
+            self.v_ring[row % (p + 1), p:p + width] = v[:, row].transpose(1, 0, 2)
+        if c > 0:                                   # (r, 0) is past: its row work is done here
+            self._vertical_row(r - 1)
+            if self.first:                          # row r's given pixels, now that r - 1 - p is read
+                self.v_ring[r % (p + 1), p:p + c] = v[:, r, :c].transpose(1, 0, 2)
+            self.h_row[p:p + c] = h[:, r, :c].transpose(1, 0, 2)
+        return self.layer.forward(x)
+
+
+class TakeHorizontalAt:
+    """(v_row, h) -> h."""
+
+    def __init__(self, layer, shape, rows):
+        self.layer, self.in_place = layer, False
+
+    def at(self, x, i, j):
+        return x[1]
+
+    def full(self, x, upto):
+        return self.layer.forward(x)
+
+
+pixel_steps.STEPS[:0] = [(GatedLayer, GatedLayerAt), (TakeHorizontal, TakeHorizontalAt)]
