@@ -1,6 +1,7 @@
 """Time sampling: the naive loop, the cached sampler, and one full forward pass.
 
     python benchmarks/bench_sampling.py                          # seed architecture, random weights
+    python benchmarks/bench_sampling.py --arch gated             # the gated medium preset, random weights
     python benchmarks/bench_sampling.py --checkpoint checkpoints/model.npz
     python benchmarks/bench_sampling.py --n 4 --naive-pixels 2 --repeats 1   # a quick check
     python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
@@ -30,6 +31,7 @@ import npixelcnn as npc  # noqa: E402
 import numpy as np  # noqa: E402
 
 SEED_ARCH = dict(levels=4, hidden=64, blocks=15, head=128)
+GATED_ARCH = dict(levels=4, hidden=32, layers=10, kernel_size=3, head=64)      # the gated "medium" preset
 
 
 def median_s(fn, repeats):
@@ -80,7 +82,8 @@ def print_profile(model, n, shape, top=10):
     profiler.runcall(npc.sample, model, n, shape, seed=0, method="cached")
     stats = pstats.Stats(profiler).stats        # {(file, line, name): (cc, calls, own, cumulative, callers)}
     names = {}
-    for cls in vars(npc.sampling).values():
+    modules = (npc.sampling, npc.cached_sampler, npc.pixel_steps, npc.gated_steps)
+    for cls in (c for module in modules for c in vars(module).values()):
         if isinstance(cls, type):
             for attr, fn in vars(cls).items():
                 code = getattr(fn, "__code__", None)
@@ -105,6 +108,8 @@ def main(argv=None):
                         help="pixels of the naive loop to time before extrapolating (0: all)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of forward and cached, median")
     parser.add_argument("--profile", action="store_true", help="profile one cached run")
+    parser.add_argument("--arch", choices=["pixelcnn", "gated", "all"], default="pixelcnn",
+                        help="random-weight model: the seed's PixelCNN, the gated medium preset, or both")
     args = parser.parse_args(argv)
 
     print("Timings on this machine, whatever else it is running; one number per setting.")
@@ -112,9 +117,14 @@ def main(argv=None):
         model = npc.load_checkpoint(args.checkpoint).model
         bench(model, f"checkpoint {args.checkpoint}", args.n, (28, 28), args.naive_pixels,
               args.repeats, args.profile)
-    model = npc.PixelCNN(seed=0, **SEED_ARCH)
-    bench(model, f"seed architecture, random weights {SEED_ARCH}", args.n, tuple(args.size),
-          args.naive_pixels, args.repeats, args.profile)
+    if args.arch in ("pixelcnn", "all"):
+        model = npc.PixelCNN(seed=0, **SEED_ARCH)
+        bench(model, f"seed architecture, random weights {SEED_ARCH}", args.n, tuple(args.size),
+              args.naive_pixels, args.repeats, args.profile)
+    if args.arch in ("gated", "all"):
+        model = npc.GatedPixelCNN(seed=0, **GATED_ARCH)
+        bench(model, f"Gated PixelCNN, random weights {GATED_ARCH}", args.n, tuple(args.size),
+              args.naive_pixels, args.repeats, args.profile)
 
 
 if __name__ == "__main__":
