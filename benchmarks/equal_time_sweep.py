@@ -5,8 +5,11 @@ schedule (the time budget is turned into steps by timing 20 steps, as `train --m
 does), then is scored on the first --test-images test images.
 
     python benchmarks/equal_time_sweep.py --minutes 3 32,5,64,16,6e-3 32,5,64,32,3e-3
+    python benchmarks/equal_time_sweep.py --minutes 3 pixelcnn:32,5,64,16,6e-3 gated:32,6,64,16,6e-3
 
-Each configuration is hidden,blocks,head,batch,lr. Prints one JSON line per configuration.
+Each configuration is [ARCH:]hidden,depth,head,batch,lr, depth being the residual blocks of a
+PixelCNN (the default ARCH) or the gated layers of a Gated PixelCNN ("gated"). Prints one JSON
+line per configuration.
 """
 
 import argparse
@@ -24,7 +27,7 @@ from npixelcnn.train import Trainer, steps_for_minutes  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+", help="hidden,blocks,head,batch,lr")
+    parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr")
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--test-images", type=int, default=2000)
@@ -33,9 +36,12 @@ def main():
     train_images = npc.quantize(npc.load_mnist("train", args.data_dir)[0], args.levels)
     test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
     for spec in args.configs:
-        hidden, blocks, head, batch, lr = spec.split(",")
-        config = TrainConfig(levels=args.levels, hidden=int(hidden), blocks=int(blocks), head=int(head),
-                             batch_size=int(batch), lr=float(lr), warmup_steps=100, evals=1)
+        arch, _, numbers = spec.rpartition(":")
+        hidden, depth, head, batch, lr = numbers.split(",")
+        depth_name = "layers" if arch == "gated" else "blocks"
+        config = TrainConfig(levels=args.levels, arch=arch or "pixelcnn", hidden=int(hidden),
+                             head=int(head), batch_size=int(batch), lr=float(lr), warmup_steps=100,
+                             evals=1, **{depth_name: int(depth)})
         trainer = Trainer(config, train_images, test_images)
         config.total_steps, seconds_per_step = steps_for_minutes(trainer, args.minutes)
         trainer.run(progress=False)
