@@ -2,6 +2,7 @@
 
     python lessons/run_lessons.py                 # full run: outputs saved into the notebooks
     python lessons/run_lessons.py --fast          # fast mode (NPIXELCNN_FAST=1), nothing saved
+    python lessons/run_lessons.py --fast --solutions 02   # fast, with the worked solutions loaded
     python lessons/run_lessons.py 04 05           # only the notebooks whose names start so
 
 The full run is how the committed outputs are made; the fast mode is what the
@@ -10,6 +11,16 @@ parameters cell and shrinks its data and steps when it is "1". The fast mode
 also reads MNIST from the small subset committed with the tests
 (tests/data/mnist), unless NPIXELCNN_DATA names another folder, so it needs no
 download; the full run uses the full data (downloaded on first use).
+
+Exercises. Each exercise is a cell tagged ``exercise`` holding a placeholder
+(``None``, or a function that raises NotImplementedError), then a cell tagged
+``exercise-check`` whose check raises until the exercise is done. By default
+the notebooks run as a learner meets them, in *placeholder mode*: every
+exercise-check cell must fail (an error there is expected and kept in the
+outputs, so the committed notebook shows each check's message) and no other
+cell may. With ``--solutions`` the parameters cell reads NPIXELCNN_SOLUTIONS=1
+and the exercise cells load the worked solutions from ``lessons/solutions/``:
+then no cell may fail, and nothing is saved.
 
 Saved outputs are cleaned the way a terminal would show them: a progress bar
 redraws itself with carriage returns, and only its last state is kept.
@@ -30,7 +41,9 @@ from nbclient import NotebookClient
 LESSONS = Path(__file__).resolve().parent
 FAST_ENV = "NPIXELCNN_FAST"
 DATA_ENV = "NPIXELCNN_DATA"
+SOLUTIONS_ENV = "NPIXELCNN_SOLUTIONS"
 MNIST_SUBSET = LESSONS.parent / "tests" / "data" / "mnist"     # the first 2,000 / 1,000 MNIST images
+EXERCISE, CHECK = "exercise", "exercise-check"                  # the cell tags of an exercise
 
 
 def notebooks(prefixes=()):
@@ -41,22 +54,61 @@ def notebooks(prefixes=()):
     return found
 
 
-def execute(path, fast, timeout=1800):
+def execute(path, fast, solutions=False, allow_errors=False, timeout=1800):
     """Run the notebook at ``path`` in a fresh kernel, with its folder as the
     working directory; return (the executed notebook, seconds).
 
-    Raises nbclient's CellExecutionError, naming the cell, if a cell fails.
+    fast: NPIXELCNN_FAST=1 (less data, fewer steps) and the tests' MNIST subset.
+    solutions: NPIXELCNN_SOLUTIONS=1, so the exercise cells load the worked solutions.
+    allow_errors: run every cell even if some fail, keeping the errors in the
+        outputs (see :func:`failed_cells`); otherwise nbclient's
+        CellExecutionError, naming the cell, stops the run at the first failure.
     """
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
-    settings = {FAST_ENV: "1" if fast else "0"}
+    settings = {FAST_ENV: "1" if fast else "0", SOLUTIONS_ENV: "1" if solutions else "0"}
     if fast and not os.environ.get(DATA_ENV):
         settings[DATA_ENV] = str(MNIST_SUBSET)
     with environment(settings):                         # the kernel inherits our environment
         started = time.perf_counter()
         client.execute()
         return nb, time.perf_counter() - started
+
+
+def tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def failed_cells(nb):
+    """The code cells with an error output: a list of (cell number, cell, error output)."""
+    return [(i, cell, output) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+
+
+def check_placeholder_run(nb, name):
+    """In placeholder mode every exercise-check cell must fail with an
+    AssertionError (its message tells the learner what to do) and no other
+    cell may fail. Raises RuntimeError listing every cell that breaks this."""
+    failed = {i: output for i, _, output in failed_cells(nb)}
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+        where = f"{name}, cell {i} ({first_line[:60]!r})"
+        if CHECK in tags(cell):
+            if i not in failed:
+                problems.append(f"{where}: this exercise check passed on its placeholder; "
+                                "a check must fail until the exercise is done")
+            elif failed[i]["ename"] != "AssertionError":
+                problems.append(f"{where}: the check raised {failed[i]['ename']}: {failed[i]['evalue']}; "
+                                "on a placeholder it must raise an AssertionError that says what to do")
+        elif i in failed:
+            problems.append(f"{where}: {failed[i]['ename']}: {failed[i]['evalue']} "
+                            f"(only cells tagged {CHECK!r} may fail)")
+    if problems:
+        raise RuntimeError("\n".join(problems))
 
 
 @contextmanager
@@ -114,19 +166,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("only", nargs="*", help="notebook name prefixes, e.g. 01 04")
     parser.add_argument("--fast", action="store_true", help="fast mode; the notebooks are not saved")
+    parser.add_argument("--solutions", action="store_true",
+                        help="load the worked solutions (no cell may fail); the notebooks are not saved")
     args = parser.parse_args(argv)
     paths = notebooks(args.only)
     if not paths:
         sys.exit(f"no lesson notebook matches {args.only} in {LESSONS}")
+    saving = not args.fast and not args.solutions
     for path in paths:
         print(f"{path.name} ...", end=" ", flush=True)
-        nb, seconds = execute(path, fast=args.fast)
-        if not args.fast:
+        nb, seconds = execute(path, fast=args.fast, solutions=args.solutions,
+                              allow_errors=not args.solutions)
+        if not args.solutions:
+            try:
+                check_placeholder_run(nb, path.name)
+            except RuntimeError as error:
+                sys.exit(f"\n{error}\n{path.name} not saved" if saving else f"\n{error}")
+        if saving:
             # Recorded in the notebook, so a reader (and the tests) can see how it was made.
             nb.metadata["npixelcnn_run"] = {"mode": "full", "minutes": round(seconds / 60, 1),
                                             "date": time.strftime("%Y-%m-%d")}
             save(clean_outputs(nb), path)
-        print(f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s", flush=True)
+        checks = sum(CHECK in tags(c) for c in nb.cells)
+        mode = "solutions" if args.solutions else f"placeholders: {checks} exercise checks failed as expected"
+        took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+        print(f"{took} ({mode})", flush=True)
 
 
 if __name__ == "__main__":
