@@ -54,7 +54,7 @@ def notebooks(prefixes=()):
     return found
 
 
-def execute(path, fast, solutions=False, allow_errors=False, timeout=1800):
+def execute(path, fast, solutions=False, allow_errors=False, timeout=1800, then_solve=False):
     """Run the notebook at ``path`` in a fresh kernel, with its folder as the
     working directory; return (the executed notebook, seconds).
 
@@ -63,17 +63,51 @@ def execute(path, fast, solutions=False, allow_errors=False, timeout=1800):
     allow_errors: run every cell even if some fail, keeping the errors in the
         outputs (see :func:`failed_cells`); otherwise nbclient's
         CellExecutionError, naming the cell, stops the run at the first failure.
+    then_solve: after the run (in placeholder mode, errors allowed), solve
+        every exercise in the same kernel: set SOLUTIONS = True, run each
+        exercise cell and its check again, and raise RuntimeError naming any
+        that fails. One run of the notebook shows both that each check fails
+        on its placeholder and that it passes on its solution. The cells run
+        for this are not kept in the notebook returned.
     """
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            allow_errors=allow_errors or then_solve,
                             resources={"metadata": {"path": str(path.parent)}})
     settings = {FAST_ENV: "1" if fast else "0", SOLUTIONS_ENV: "1" if solutions else "0"}
     if fast and not os.environ.get(DATA_ENV):
         settings[DATA_ENV] = str(MNIST_SUBSET)
     with environment(settings):                         # the kernel inherits our environment
         started = time.perf_counter()
-        client.execute()
+        if not then_solve:
+            client.execute()
+        else:
+            with client.setup_kernel():
+                for index, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                solve_in_kernel(client, nb, path.stem)
         return nb, time.perf_counter() - started
+
+
+def solve_in_kernel(client, nb, name):
+    """Run, in the kernel of ``client``, SOLUTIONS = True and then every exercise
+    cell and its check cell again; raise RuntimeError naming each check that fails."""
+    pairs = [(nb.cells[i - 1], cell) for i, cell in enumerate(nb.cells) if CHECK in tags(cell)]
+    extra = [nbformat.v4.new_code_cell("SOLUTIONS = True")]
+    for exercise, check in pairs:
+        extra += [nbformat.v4.new_code_cell(exercise.source), nbformat.v4.new_code_cell(check.source)]
+    first = len(nb.cells)
+    nb.cells.extend(extra)                  # nbclient writes each executed cell back by its index
+    try:
+        for k, cell in enumerate(extra):
+            client.execute_cell(cell, first + k)
+    finally:
+        del nb.cells[first:]
+    problems = [f"{name}: with the worked solution, the check {cell.source.strip().splitlines()[0][:60]!r} "
+                f"failed: {output['ename']}: {output['evalue']}"
+                for cell in extra for output in cell.outputs if output.get("output_type") == "error"]
+    if problems:
+        raise RuntimeError("\n".join(problems))
 
 
 def tags(cell):

@@ -7,10 +7,11 @@ data and steps; the committed notebooks carry the outputs of a full run
 Exercises: a cell tagged ``exercise`` holds a placeholder (``None``, or a
 function that raises NotImplementedError) and ends by loading the worked
 solution from ``lessons/solutions/lessonNN.py`` when SOLUTIONS is set; the next
-cell, tagged ``exercise-check``, checks it. Each notebook runs twice: with the
-solutions (no cell may fail) and as a learner meets it, with the placeholders
-(every check must fail, with an AssertionError saying what to do, and nothing
-else may), so no check can be one that always passes.
+cell, tagged ``exercise-check``, checks it. Each notebook runs once as a learner
+meets it, with the placeholders (every check must fail, with an AssertionError
+saying what to do, and nothing else may), and then, in the same kernel, every
+exercise again with its solution (every check must pass), so no check can be
+one that always passes, nor one that never does.
 """
 
 import ast
@@ -141,27 +142,34 @@ def test_committed_lesson_carries_the_outputs_of_a_full_run(name):
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-def test_lesson_runs_top_to_bottom_with_the_solutions(name, monkeypatch, tmp_path):
-    """Fast mode, worked solutions loaded: no cell fails, every check passes."""
+def test_lesson_runs_and_each_check_fails_on_its_placeholder_and_passes_on_its_solution(
+        name, monkeypatch, tmp_path):
+    """Fast mode as a learner meets it: every exercise-check cell raises an
+    AssertionError and no other cell raises anything; then, in the same kernel,
+    with SOLUTIONS = True, every exercise cell and its check run again and pass."""
     # Fast mode reads the tests' MNIST subset by itself: no variable, no cache, no download.
     monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))                  # the kernel inherits both
-    nb, seconds = run_lessons.execute(LESSONS / f"{name}.ipynb", fast=True, solutions=True, timeout=300)
+    nb, seconds = run_lessons.execute(LESSONS / f"{name}.ipynb", fast=True, then_solve=True, timeout=300)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
-    print(f"{name}: {seconds:.1f} s in fast mode with the solutions")
-
-
-@pytest.mark.parametrize("name", EXPECTED)
-def test_every_exercise_check_fails_on_its_placeholder(name, monkeypatch, tmp_path):
-    """Fast mode as a learner meets it: every exercise-check cell raises an
-    AssertionError, and no other cell raises anything."""
-    monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    nb, seconds = run_lessons.execute(LESSONS / f"{name}.ipynb", fast=True, allow_errors=True, timeout=300)
     run_lessons.check_placeholder_run(nb, name)
     assert len(exercises(nb)) >= MIN_EXERCISES
-    print(f"{name}: {seconds:.1f} s in fast mode with the placeholders")
+    print(f"{name}: {seconds:.1f} s in fast mode, placeholders then solutions")
+
+
+def test_a_solution_that_fails_its_check_is_reported(monkeypatch, tmp_path):
+    """then_solve is not a formality: a notebook whose 'solution' is wrong fails."""
+    nb = nbformat.v4.new_notebook()
+    exercise = nbformat.v4.new_code_cell("answer = None\nif SOLUTIONS: answer = 41")
+    exercise.metadata["tags"] = [run_lessons.EXERCISE]
+    check = nbformat.v4.new_code_cell("assert answer == 42, f'answer is {answer}'")
+    check.metadata["tags"] = [run_lessons.CHECK]
+    nb.cells = [nbformat.v4.new_code_cell("SOLUTIONS = False"), exercise, check]
+    path = tmp_path / "99_wrong.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(RuntimeError, match="with the worked solution, the check 'assert answer == 42.*answer is 41"):
+        run_lessons.execute(path, fast=True, then_solve=True, timeout=60)
 
 
 def test_lesson_04_can_skip_training_and_use_the_shipped_model(monkeypatch):
