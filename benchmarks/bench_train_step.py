@@ -1,7 +1,8 @@
 """Time one training step (forward + loss + backward + Adam) and compare it with
 this machine's float32 matmul throughput on the same matrix shapes.
 
-    python benchmarks/bench_train_step.py            # seed and small architectures
+    python benchmarks/bench_train_step.py            # every architecture below
+    python benchmarks/bench_train_step.py --arch medium --arch gated-medium   # the two medium presets
     python benchmarks/bench_train_step.py --arch small --steps 20
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
 
@@ -37,9 +38,12 @@ from npixelcnn import fast  # noqa: E402
 from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
 
 ARCHITECTURES = {
-    "seed": dict(hidden=64, blocks=15, head=128),
-    "small": dict(hidden=32, blocks=5, head=128),
+    "seed": dict(arch="pixelcnn", hidden=64, blocks=15, head=128),
+    "small": dict(arch="pixelcnn", hidden=32, blocks=5, head=128),
+    "medium": dict(arch="pixelcnn", hidden=32, blocks=10, head=64),                    # the medium preset
+    "gated-medium": dict(arch="gated", hidden=32, layers=10, kernel_size=3, head=64),  # the gated medium preset
 }
+TORCH_TWINS = ("seed", "small")        # the architectures torch_train_step.py builds
 TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train_step.py")
 
 
@@ -121,7 +125,8 @@ def time_by_layer(model, train_step, steps):
 
 def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
     rng = np.random.default_rng(0)
-    model = npc.PixelCNN(levels=levels, seed=0, **ARCHITECTURES[arch])
+    settings = dict(ARCHITECTURES[arch])
+    model = npc.build_model(settings.pop("arch"), dict(levels=levels, **settings), seed=0)
     optimizer = npc.Adam(model, lr=1e-3, clip_norm=1.0)
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
@@ -165,7 +170,8 @@ def time_torch(python, arch, batch_size, steps, warmup, threads):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", choices=[*ARCHITECTURES, "all"], default="all")
+    parser.add_argument("--arch", choices=[*ARCHITECTURES, "all"], action="append",
+                        help="an architecture to time (repeat for several; default: all)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -173,14 +179,14 @@ def main():
     parser.add_argument("--torch-python", metavar="PATH", default=None,
                         help="also time PyTorch with this interpreter (its own process), after npixelcnn")
     args = parser.parse_args()
-    archs = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
+    archs = list(ARCHITECTURES) if args.arch is None or "all" in args.arch else args.arch
     threads = npixelcnn_threads()
     print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up; "
           f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS})")
     for arch in archs:
         r = bench(arch, args.batch_size, args.steps, args.warmup, breakdown=args.breakdown)
         print(
-            f"{r['arch']:>5}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
+            f"{r['arch']:>12}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
             f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
             f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}%",
@@ -189,12 +195,12 @@ def main():
         if r["layer_ms"]:
             for label, ms in sorted(r["layer_ms"].items(), key=lambda kv: -kv[1]):
                 print(f"        {ms:7.1f} ms  {label}")
-        if args.torch_python:
+        if args.torch_python and arch in TORCH_TWINS:
             t = time_torch(args.torch_python, arch, args.batch_size, args.steps, args.warmup, threads)
             if t["params"] != r["params"]:
                 sys.exit(f"{arch}: the PyTorch model has {t['params']:,} parameters, npixelcnn's {r['params']:,}")
             print(
-                f"{'':>5}  PyTorch {t['torch']} ({t['threads']} threads, own process): {t['params']:,} params | "
+                f"{'':>12}  PyTorch {t['torch']} ({t['threads']} threads, own process): {t['params']:,} params | "
                 f"{t['ms_per_step']:.0f} ms/step | npixelcnn / PyTorch = {r['step_ms'] / t['ms_per_step']:.2f} "
                 f"(PyTorch ms measured in this run)",
                 flush=True,
