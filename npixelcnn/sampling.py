@@ -1,4 +1,4 @@
-"""Sampling: drawing new images from a trained PixelCNN, one pixel at a time.
+"""Sampling: drawing new images from a trained model, one pixel at a time.
 
 The model gives p(x_i | x_1..x_{i-1}) for every pixel i at once, but only when
 the earlier pixels are known. To sample, start from an empty image and visit
@@ -38,7 +38,8 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     """Draw ``n`` images from ``model``.
 
     Args:
-        model: a trained :class:`PixelCNN` (float32, or float64 after
+        model: a trained :class:`PixelCNN` or any model of
+            :mod:`npixelcnn.autoregressive` (float32, or float64 after
             ``model.astype(np.float64)``).
         n: number of images, >= 1.
         shape: (H, W) of the images.
@@ -71,15 +72,19 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
              progress=False):
     """Keep the visible pixels of ``images`` and sample the hidden ones.
 
-    Hidden pixels are drawn in raster order, each conditioned on every pixel
-    before it (visible or already drawn). A visible pixel that comes after a
-    hidden one is kept as given, but the hidden pixels before it do not see
-    it: the model only conditions on earlier pixels, so completing the top of
-    an image from its bottom half is not what this does. The values that
+    Hidden pixels are drawn in raster order, each from the model's
+    distribution given the pixels before it (visible or already drawn) that
+    its receptive field reaches: every earlier pixel in principle, but a
+    PixelCNN's stacked masked convolutions see only a window of rows above,
+    with a blind spot up and to the right (lesson 05); a Gated PixelCNN's
+    window has no blind spot. A visible pixel that comes after a hidden one
+    is kept as given, but the hidden pixels before it do not see it: the
+    model only conditions on earlier pixels, so completing the top of an
+    image from its bottom half is not what this does. The values that
     ``images`` holds at hidden pixels are never read.
 
     Args:
-        model: a :class:`PixelCNN`.
+        model: a :class:`PixelCNN` or any model of :mod:`npixelcnn.autoregressive`.
         images: (N, H, W) integer levels in [0, model.levels).
         visible: what to keep: a boolean mask (H, W) shared by all images or
             (N, H, W) per image, True = keep; or an int k in [0, H], keep the
