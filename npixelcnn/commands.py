@@ -161,7 +161,7 @@ def new_trainer(args, out):
     if args.lr is not None:
         preset["lr"] = args.lr
     known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(levels=args.levels, seed=args.seed, evals=args.evals,
+    config = TrainConfig(arch=args.arch, levels=args.levels, seed=args.seed, evals=args.evals,
                          **{k: v for k, v in preset.items() if k in known})
     train_images, test_images = load_levels(args.data_dir, config.levels)
     trainer = Trainer(config, train_images, test_images)

@@ -22,15 +22,13 @@ trailing 1 of :mod:`npixelcnn.pixel_steps`.
 import numpy as np
 
 from . import pixel_steps
-from .gated import GatedLayer, TakeHorizontal
+from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
 from .pixel_steps import weights_and_bias
 
 
 def _gate(z, out):
     """tanh(a) * sigmoid(b) of z (..., 2C) into out (..., C); as :class:`~npixelcnn.gated.Gate`."""
-    c = z.shape[-1] // 2
-    np.multiply(np.tanh(z[..., :c]), 0.5 * (1 + np.tanh(0.5 * z[..., c:])), out=out)
-    return out
+    return np.multiply(*tanh_and_sigmoid(z), out=out)
 
 
 class GatedLayerAt:
@@ -39,7 +37,7 @@ class GatedLayerAt:
     def __init__(self, layer, shape, rows):
         self.layer, self.first, self.in_place = layer, layer.first, False
         self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
-        height, width = shape
+        width = shape[1]
         batch, dtype = rows.batch, rows.dtype
         k = layer.kernel_size
         self.pad = p = k // 2

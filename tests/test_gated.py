@@ -193,3 +193,16 @@ def test_cached_gated_sampling_never_reads_a_pixel_it_has_not_produced(monkeypat
     clean = npc.sample(model, 2, (6, 6), seed=2, method="cached")
     monkeypatch.setattr(sampling, "CachedPixelCNN", GarbageCache)
     assert np.array_equal(npc.sample(model, 2, (6, 6), seed=2, method="cached"), clean)
+
+
+def test_the_cli_trains_a_gated_model_and_refuses_a_preset_it_lacks(tmp_path, few_mnist_images, capsys):
+    from npixelcnn import cli
+    out = tmp_path / "run"
+    assert cli.main(["train", "--arch", "gated", "--steps", "2", "--evals", "1", "--samples", "1",
+                     "--no-progress", "--out", str(out)]) == 0
+    ckpt = npc.load_checkpoint(out / "checkpoint.npz")
+    assert type(ckpt.model) is npc.GatedPixelCNN and ckpt.meta["train"]["arch"] == "gated"
+    assert ckpt.model.config["layers"] == npc.config.GATED_PRESETS["small"]["layers"]
+    assert cli.main(["train", "--arch", "gated", "--preset", "seed", "--steps", "1",
+                     "--out", str(tmp_path / "other")]) == 2
+    assert "--arch gated has the presets ['medium', 'small'], not 'seed'" in capsys.readouterr().err
