@@ -175,11 +175,13 @@ def new_trainer(args, out):
     else:
         minutes = 15.0 if args.minutes is None else args.minutes
         config.total_steps, per_step = steps_for_minutes(trainer, minutes)
+        config.minutes = minutes
         evaluation = seconds_per_evaluation(trainer)
         total = minutes + config.evals * evaluation / 60
         print(f"time budget {minutes:g} min of training time only, at {per_step * 1000:.0f} ms/step: "
-              f"{config.total_steps} steps; the {config.evals} test evaluations come on top "
-              f"(about {evaluation:.0f} s each): about {total:.0f} min in all")
+              f"about {config.total_steps} steps (checked against the clock as the run goes); the "
+              f"{config.evals} test evaluations come on top (about {evaluation:.0f} s each): "
+              f"about {total:.0f} min in all")
     return trainer
 
 

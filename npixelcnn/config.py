@@ -50,6 +50,10 @@ class TrainConfig:
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
     clip_norm: gradients are clipped to this global norm (the seed used 1.0).
     total_steps: length of the run; set from epochs, or from a time budget.
+    minutes: a budget of training time, or None. When set, the run checks the
+        clock as it goes and moves ``total_steps`` (and with it the end of the
+        learning-rate schedule) so that it ends when the budget is spent: a
+        first estimate from timing a few steps is often off on a busy machine.
     evals: how many test-set evaluations, spread evenly over the run, the last
         one at the final step (see :func:`evaluation_steps`).
     seed: seeds both the weights and the data order.
@@ -68,6 +72,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.0
     clip_norm: float = 1.0
     total_steps: int = 1000
+    minutes: float | None = None
     evals: int = 10
     seed: int = 0
 
@@ -97,6 +102,8 @@ def check_train_config(config):
     if config.clip_norm is not None:                  # None: no clipping
         check_positive_number(config.clip_norm, "clip_norm")
     check_positive_int(config.total_steps, "total_steps")
+    if config.minutes is not None:                    # None: the run is fixed in steps
+        check_positive_number(config.minutes, "minutes")
     check_positive_int(config.evals, "evals")
     check_positive_int(config.seed, "seed", minimum=0)
 
@@ -109,7 +116,14 @@ def evaluation_steps(total_steps, evals):
 
     Returns a sorted list of ints in [1, total_steps].
     """
-    return sorted({-(-k * total_steps // evals) for k in range(1, evals + 1)})
+    return sorted({next_evaluation(total_steps, evals, done) for done in range(evals)})
+
+
+def next_evaluation(total_steps, evals, done):
+    """The step of the next test-set evaluation when ``done`` of ``evals`` have been made:
+    ceil((done + 1) * total_steps / evals). A run whose ``total_steps`` moves (a time budget)
+    asks again after every step, so no evaluation is skipped or made twice."""
+    return -(-(done + 1) * total_steps // evals)
 
 
 def learning_rate(config, step):

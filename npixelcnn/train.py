@@ -23,7 +23,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .autoregressive import build_model, check_model
-from .config import TrainConfig, check_train_config, evaluation_steps, learning_rate
+from .config import TrainConfig, check_train_config, learning_rate, next_evaluation
 from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
 from .optim import Adam
@@ -191,6 +191,8 @@ class Trainer:
     # -- the loop ---------------------------------------------------------
     def run(self, max_steps=None, on_checkpoint=None, checkpoint_every=300.0, progress=True):
         """Train until ``config.total_steps`` (or ``max_steps`` more), or Ctrl-C.
+        With a time budget (``config.minutes``), ``total_steps`` moves as the run
+        goes so that it ends when the budget is spent (:class:`BudgetCheck`).
 
         Args:
             max_steps: stop after this many more steps (None: run to the end).
@@ -205,9 +207,10 @@ class Trainer:
         the loss becomes NaN or infinite.
         """
         cfg, state = self.config, self.state
-        end = cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
-        eval_steps = set(evaluation_steps(cfg.total_steps, cfg.evals))
+        stop_at = None if max_steps is None else state.step + max_steps
+        evals_done = sum(h["test_bits"] is not None for h in state.history)
         record_every = max(min(50, cfg.total_steps // cfg.evals), 1)
+        budget_check = BudgetCheck(self) if cfg.minutes is not None else None
         losses, last_save, saved_step = [], time.perf_counter(), None
         # The bar's rate and remaining time count training steps only: evaluations
         # and saves run "paused", outside its clock.
@@ -215,15 +218,17 @@ class Trainer:
                    disable=not progress, dynamic_ncols=True)
         with stop_on_interrupt() as stop:
             try:
-                while state.step < end and not stop.is_set():
+                while state.step < cfg.total_steps and state.step != stop_at and not stop.is_set():
                     started = time.perf_counter()
                     losses.append(self.train_step())
                     seconds = time.perf_counter() - started
                     state.train_seconds += seconds
+                    if budget_check is not None and budget_check.moved_the_end():
+                        bar.total = cfg.total_steps
                     bar.update(1)
                     bar.set_postfix(bits=f"{nats_to_bits(losses[-1]):.4f}",
                                     img_s=f"{cfg.batch_size / seconds:.0f}", refresh=False)
-                    at_eval = state.step in eval_steps
+                    at_eval = state.step >= next_evaluation(cfg.total_steps, cfg.evals, evals_done)
                     at_record = at_eval or state.step % record_every == 0
                     at_save = on_checkpoint is not None and (
                         at_eval or time.perf_counter() - last_save > checkpoint_every)
@@ -231,7 +236,7 @@ class Trainer:
                         with paused(bar):
                             if at_record:
                                 self.record(losses, test=at_eval)
-                                losses = []
+                                losses, evals_done = [], evals_done + at_eval
                             if at_save:
                                 on_checkpoint(self)
                                 last_save, saved_step = time.perf_counter(), state.step
@@ -300,7 +305,7 @@ class Trainer:
         }
 
 
-ADDED_SETTINGS = ("arch", "layers", "kernel_size")       # not in checkpoints of version 0.1.0
+ADDED_SETTINGS = ("arch", "layers", "kernel_size", "minutes")   # not in checkpoints of version 0.1.0
 
 
 def _config_from_meta(settings, path):
@@ -367,6 +372,40 @@ def stop_on_interrupt():
     finally:
         for sig, old_handler in previous.items():
             signal.signal(sig, old_handler)
+
+
+class BudgetCheck:
+    """Keeps a run with a time budget (``config.minutes``) to that budget, by the clock.
+
+    The schedule needs to know where the run ends, so a budget is first turned into
+    steps by timing a few (:func:`steps_for_minutes`). That estimate is often off:
+    the machine gets busier or quieter, caches warm up. So every ``every`` steps the
+    run's own seconds per step so far give a new end, ``total_steps`` moves there,
+    and the learning rate's cosine stretches or shrinks with it; the run stops at
+    once if the budget is spent. Between checks it moves by a few steps at most,
+    so the schedule stays smooth.
+    """
+
+    def __init__(self, trainer, every=25):
+        self.trainer, self.every = trainer, every
+        state = trainer.state
+        self.start = (state.step, state.train_seconds)      # this process's steps tell its speed
+
+    def moved_the_end(self):
+        """Called after each step: move ``config.total_steps`` if it is time to; True if it moved."""
+        config, state = self.trainer.config, self.trainer.state
+        budget = config.minutes * 60
+        steps, seconds = state.step - self.start[0], state.train_seconds - self.start[1]
+        if state.train_seconds >= budget:
+            new_total = state.step                           # spent: this was the last step
+        elif steps % self.every == 0 or state.step >= config.total_steps:    # and before ending
+            per_step = max(seconds / steps, 1e-9)
+            new_total = state.step + int((budget - state.train_seconds) / per_step + 1e-6)   # 0.99999... is 1
+        else:
+            return False
+        new_total = max(new_total, state.step, 1)
+        moved, config.total_steps = new_total != config.total_steps, new_total
+        return moved
 
 
 def steps_for_minutes(trainer, minutes, probe_steps=20):

@@ -118,6 +118,71 @@ def test_resume_is_bit_for_bit_the_same_as_training_straight(data, tmp_path):
         [h["test_bits"] for h in straight.state.history if h["test_bits"]]
 
 
+class FakeClock:
+    """Stands in for time.perf_counter in npixelcnn.train: every training step takes
+    ``seconds[step]`` (the last value once the list runs out), nothing else takes time."""
+
+    def __init__(self, monkeypatch, trainer, seconds):
+        self.now, self.seconds = 0.0, list(seconds)
+        monkeypatch.setattr(npc.train.time, "perf_counter", lambda: self.now)
+        real_step = trainer.train_step
+
+        def timed_step():
+            self.now += self.seconds[min(trainer.state.step, len(self.seconds) - 1)]
+            return real_step()
+        monkeypatch.setattr(trainer, "train_step", timed_step)
+
+
+@pytest.mark.parametrize("first_estimate", [5, 30, 200])
+def test_a_time_budget_ends_when_the_clock_says_whatever_the_first_estimate(data, monkeypatch, first_estimate):
+    # 0.6 s of budget at 0.02 s per step is 30 steps, whether the first estimate
+    # (from timing a few steps) said 5, 30 or 200.
+    trainer = Trainer(tiny_config(total_steps=first_estimate, minutes=0.01, evals=3), *data)
+    FakeClock(monkeypatch, trainer, [0.02])
+    trainer.run(progress=False)
+    assert trainer.state.step == trainer.config.total_steps == 30
+    assert trainer.state.train_seconds == pytest.approx(0.6)
+    tested = [h["step"] for h in trainer.state.history if h["test_bits"] is not None]
+    assert tested[-1] == 30 and len(tested) <= 3           # the last evaluation at the end
+    # The schedule ends with the run: the last step's learning rate is nearly 0.
+    assert trainer.optimizer.lr < 0.01 * trainer.config.lr
+
+
+def test_a_time_budget_follows_a_machine_that_slows_down(data, monkeypatch):
+    # Planned at 0.02 s per step (30 steps), then every step from the 10th takes 0.06 s:
+    # 10 steps at 0.02 and 6 at 0.06 spend 0.56 s; a 17th would overrun the 0.6 s.
+    trainer = Trainer(tiny_config(total_steps=30, minutes=0.01), *data)
+    FakeClock(monkeypatch, trainer, [0.02] * 10 + [0.06])
+    trainer.run(progress=False)
+    assert 15 <= trainer.state.step <= 17
+    assert 0.5 <= trainer.state.train_seconds <= 0.6 + 0.06       # at most one step over the budget
+    assert trainer.config.total_steps == trainer.state.step
+    fixed = Trainer(tiny_config(total_steps=30), *data)            # no budget: the steps are the plan
+    FakeClock(monkeypatch, fixed, [0.02] * 10 + [0.06])
+    fixed.run(progress=False)
+    assert fixed.state.step == 30
+
+
+def test_a_resumed_run_keeps_to_its_budget(data, monkeypatch, tmp_path):
+    first = Trainer(tiny_config(total_steps=30, minutes=0.01), *data)
+    FakeClock(monkeypatch, first, [0.02])
+    first.run(max_steps=12, progress=False)
+    first.save(tmp_path / "part.npz")
+    resumed = Trainer.resume(tmp_path / "part.npz", *data)
+    assert resumed.config.minutes == 0.01 and resumed.state.train_seconds == pytest.approx(0.24)
+    FakeClock(monkeypatch, resumed, [0.04])                        # slower after the restart
+    resumed.run(progress=False)
+    assert resumed.state.step == 12 + 9                            # 0.36 s left at 0.04 s per step
+    assert resumed.state.train_seconds == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("minutes, error", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                            ("15", TypeError)])
+def test_a_budget_that_no_run_can_use_is_refused(data, minutes, error):
+    with pytest.raises(error, match="minutes"):
+        Trainer(tiny_config(minutes=minutes), *data)
+
+
 def test_a_huge_learning_rate_stops_training_with_a_clear_error(data):
     trainer = Trainer(tiny_config(lr=1e6, warmup_steps=1, clip_norm=None, total_steps=50), *data)
     with warnings.catch_warnings():
