@@ -30,7 +30,8 @@ TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train --resume runs/small/checkpoint.npz  # continue an interrupted run
 
 --minutes counts training time only: the test evaluations (--evals) come on top,
-and the run prints its estimate of the whole before it starts.
+and the run prints its estimate of the whole before it starts. The run checks the
+clock as it goes and ends when the budget is spent; --steps gives a fixed length.
 """
 
 EVAL_EXAMPLES = """examples:
@@ -104,8 +105,8 @@ def build_parser():
     train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,
-                        help="budget of training time only, in minutes (default: 15); the test "
-                             "evaluations come on top")
+                        help="budget of training time only, in minutes (default: 15), kept by the "
+                             "clock as the run goes; the test evaluations come on top")
     length.add_argument("--epochs", type=float, help="passes over the 60,000 training images")
     length.add_argument("--steps", type=int, help="number of Adam updates")
     train.add_argument("--batch-size", type=int, help="images per update (default: from the preset)")
