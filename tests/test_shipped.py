@@ -1,0 +1,136 @@
+"""The checkpoints shipped in checkpoints/: they load, are causal, see what their
+architecture promises, and the cached sampler reproduces their forward pass.
+
+Each is a committed file, so none of these tests is ever skipped: a missing or
+unreadable checkpoint is a failure.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npixelcnn as npc
+from npixelcnn.sampling import CachedPixelCNN, draw
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED = {"pixelcnn_mnist4": "pixelcnn", "gated_mnist4": "gated"}       # file stem -> architecture
+SIZE = 28
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
+    """(name, model in eval mode, its metrics.json) of one shipped checkpoint."""
+    name = request.param
+    model = npc.load_checkpoint(CHECKPOINTS / f"{name}.npz").model.eval()
+    metrics = json.loads((CHECKPOINTS / f"{name}_metrics.json").read_text())
+    return name, model, metrics
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist_dir):
+    """The first 64 images of the committed MNIST test subset, at 4 levels: (64, 28, 28)."""
+    return npc.quantize(npc.load_mnist("test", data_dir=mnist_dir, progress=False)[0][:64], 4)
+
+
+def test_the_checkpoint_is_the_run_its_metrics_describe(shipped):
+    name, model, metrics = shipped
+    assert model.arch == SHIPPED[name] and model.levels == 4
+    for key, value in model.config.items():
+        assert metrics["config"][key] == value, f"{name}: {key} is {value} in the file, {metrics['config'][key]} in its metrics"
+    for picture in ("curve", "samples", "completions"):
+        assert (CHECKPOINTS / f"{name}_{picture}.png").stat().st_size > 1000
+
+
+def test_its_nll_on_real_test_images_is_near_the_reported_figure(shipped, test_images):
+    # The committed subset is the first 1,000 test images; 64 of them are a rough sample
+    # of the full test set, but a wrongly loaded model is far off (a uniform guess is 2 bits).
+    _, model, metrics = shipped
+    bits = npc.nats_to_bits(npc.evaluate(model, test_images))
+    assert abs(bits - metrics["metrics"]["test_bits_per_dim"]) < 0.03, bits
+
+
+def test_no_logit_changes_when_the_pixel_itself_or_a_later_one_changes(shipped, test_images):
+    """Perturbation on real images: for a few pixels p, change each pixel q >= p of
+    rows i and i + 1 alone, 40 random later ones alone, and all of them at once (4
+    random fills); the logits at p stay put. Changing the pixel just before p does
+    move them, so the comparison can see an influence when there is one."""
+    _, model, _ = shipped
+    rng = np.random.default_rng(0)
+    image = test_images[7]
+    raster = np.arange(SIZE * SIZE).reshape(SIZE, SIZE)
+    for i, j in [(0, 0), (5, 20), (14, 14), (26, 27)]:
+        later = np.argwhere(raster >= raster[i, j])
+        near = later[later[:, 0] <= i + 1]
+        far = later[later[:, 0] > i + 1]
+        far = far[rng.choice(len(far), min(40, len(far)), replace=False)] if len(far) else far
+        batch = [image]
+        for q in np.concatenate([near, far]):
+            copy = image.copy()
+            copy[tuple(q)] = (copy[tuple(q)] + rng.integers(1, 4)) % 4      # another level
+            batch.append(copy)
+        for _ in range(4):
+            copy = image.copy()
+            copy[raster >= raster[i, j]] = rng.integers(0, 4, len(later))
+            batch.append(copy)
+        if (i, j) != (0, 0):
+            before = image.copy()
+            before[np.unravel_index(raster[i, j] - 1, image.shape)] ^= 3     # level 0 <-> 3, 1 <-> 2
+            batch.append(before)
+        logits = model.forward(npc.to_model_input(np.stack(batch), 4))[:, i, j]
+        unchanged = logits[1:len(batch) - ((i, j) != (0, 0))]
+        assert np.abs(unchanged - logits[0]).max() < 1e-5, f"a pixel at or after {(i, j)} moved its logits"
+        if (i, j) != (0, 0):
+            assert np.abs(logits[-1] - logits[0]).max() > 1e-3, f"the pixel before {(i, j)} should matter"
+
+
+def reads(model, image, i, j):
+    """bool (28, 28): the pixels with a nonzero gradient of (w . logits at (i, j)), w random.
+    Every other pixel has an exactly zero gradient: no path of the network connects it to (i, j)."""
+    model.train()
+    try:
+        logits = model.forward(npc.to_model_input(image[None], 4))
+        dlogits = np.zeros_like(logits)
+        dlogits[0, i, j] = np.random.default_rng(0).standard_normal(4)
+        return model.backward(dlogits)[0, :, :, 0] != 0
+    finally:
+        model.eval()
+
+
+def test_the_gradient_reaches_no_later_pixel_and_the_gated_model_has_no_blind_spot(shipped, test_images):
+    name, model, _ = shipped
+    i, j = 14, 14
+    seen = reads(model, test_images[3], i, j)
+    raster = np.arange(SIZE * SIZE).reshape(SIZE, SIZE)
+    assert not seen[raster >= raster[i, j]].any(), f"{name}: a pixel at or after {(i, j)} is read"
+    # Earlier in raster order, up and to the right: the wedge that stacked masked
+    # 3x3 convolutions after a 7x7 mask A cannot reach (rows i-1 and i-2 are seen up
+    # to 3 and 4 columns to the right, tests/test_causality.py).
+    wedge = [(i - 1, c) for c in range(j + 4, j + 11)] + [(i - 2, c) for c in range(j + 5, j + 11)]
+    if SHIPPED[name] == "pixelcnn":
+        assert not any(seen[q] for q in wedge), f"{name}: the blind spot should be blind"
+        assert seen[i - 1, j + 3] and seen[i - 2, j + 4]
+    else:
+        # 10 gated layers of k = 3: every pixel of the 11 rows above within 10 columns
+        # either side, and the 10 to the left on row i, the wedge included.
+        layers = model.config["layers"] * (model.config["kernel_size"] // 2)
+        expected = np.zeros_like(seen)
+        expected[max(i - layers - 1, 0):i, max(j - layers, 0):j + layers + 1] = True
+        expected[i, max(j - layers, 0):j] = True
+        assert all(seen[q] for q in wedge)
+        np.testing.assert_array_equal(seen, expected)
+
+
+def test_cached_logits_match_the_forward_pass(shipped):
+    _, model, _ = shipped
+    net = CachedPixelCNN(model, 2, (SIZE, SIZE))
+    rng = np.random.default_rng(0)
+    images = np.zeros((2, SIZE, SIZE), np.uint8)
+    logits = np.zeros((2, SIZE, SIZE, 4), model.dtype)
+    for i, j in np.ndindex(SIZE, SIZE):                 # raster order
+        logits[:, i, j] = net.logits_at(i, j)
+        images[:, i, j] = draw(logits[:, i, j], 1.0, rng)
+        net.set_pixel(i, j, images[:, i, j])
+    full = model.forward(npc.to_model_input(images, 4))
+    np.testing.assert_allclose(logits, full, atol=1e-4, rtol=0)
