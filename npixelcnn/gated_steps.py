@@ -21,14 +21,14 @@ trailing 1 of :mod:`npixelcnn.pixel_steps`.
 
 import numpy as np
 
-from . import ops, pixel_steps
-from .gated import GatedLayer, TakeHorizontal
+from . import pixel_steps
+from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
 from .pixel_steps import weights_and_bias
 
 
 def _gate(z, out):
     """tanh(a) * sigmoid(b) of z (..., 2C) into out (..., C); as :class:`~npixelcnn.gated.Gate`."""
-    return np.multiply(*ops.tanh_and_sigmoid(z), out=out)
+    return np.multiply(*tanh_and_sigmoid(z), out=out)
 
 
 class GatedLayerAt:
