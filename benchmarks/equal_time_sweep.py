@@ -44,7 +44,7 @@ def main():
                              head=int(head), batch_size=int(batch), lr=float(lr), warmup_steps=100,
                              evals=1, **{depth_name: int(depth)})
         trainer = Trainer(config, train_images, test_images)
-        config.total_steps, seconds_per_step = steps_for_minutes(trainer, args.minutes)
+        config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
         trainer.run(progress=False)
         print(json.dumps({"config": spec, "steps": trainer.state.step,

@@ -382,8 +382,8 @@ class BudgetCheck:
     the machine gets busier or quieter, caches warm up. So every ``every`` steps the
     run's own seconds per step so far give a new end, ``total_steps`` moves there,
     and the learning rate's cosine stretches or shrinks with it; the run stops at
-    once if the budget is spent. Between checks it moves by a few steps at most,
-    so the schedule stays smooth.
+    once if the budget is spent. The first checks may move the end far (a bad first
+    estimate); later ones, from the speed averaged over the whole run, move it little.
     """
 
     def __init__(self, trainer, every=25):
@@ -403,7 +403,6 @@ class BudgetCheck:
             new_total = state.step + int((budget - state.train_seconds) / per_step + 1e-6)   # 0.99999... is 1
         else:
             return False
-        new_total = max(new_total, state.step, 1)
         moved, config.total_steps = new_total != config.total_steps, new_total
         return moved
 
