@@ -4,6 +4,7 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py            # every architecture below
     python benchmarks/bench_train_step.py --arch medium --arch gated-medium   # the two medium presets
     python benchmarks/bench_train_step.py --arch small --steps 20
+    python benchmarks/bench_train_step.py --arch gated-small --levels 4 --levels 256 --breakdown   # what 256 classes cost
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
 
 FLOPs count only the multiply-adds of kept taps (2 FLOPs each), three matrix
@@ -41,6 +42,7 @@ ARCHITECTURES = {
     "seed": dict(arch="pixelcnn", hidden=64, blocks=15, head=128),
     "small": dict(arch="pixelcnn", hidden=32, blocks=5, head=128),
     "medium": dict(arch="pixelcnn", hidden=32, blocks=10, head=64),                    # the medium preset
+    "gated-small": dict(arch="gated", hidden=16, layers=6, kernel_size=3, head=32),    # the gated small preset
     "gated-medium": dict(arch="gated", hidden=32, layers=10, kernel_size=3, head=64),  # the gated medium preset
 }
 TORCH_TWINS = ("seed", "small")        # the architectures torch_train_step.py builds
@@ -96,15 +98,16 @@ def time_matmuls(shapes, steps, rng):
 def time_by_layer(model, train_step, steps):
     """Median-free breakdown: total ms per step spent in each kind of layer call.
 
-    Wraps every leaf layer's forward and backward with a timer, so the gap
-    between the matmul reference and the step shows up by layer kind.
+    Wraps every leaf layer's forward and backward, and the loss, with a timer,
+    so the gap between the matmul reference and the step shows up by layer kind.
+    ``train_step(loss)`` must compute its loss with the function it is given.
     """
     totals = {}
 
     def timed(method, label):
-        def run(arg):
+        def run(*args):
             start = time.perf_counter()
-            out = method(arg)
+            out = method(*args)
             totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
             return out
         return run
@@ -116,8 +119,9 @@ def time_by_layer(model, train_step, steps):
             kind += f" {layer.kernel_size}x{layer.kernel_size} {layer.in_channels}->{layer.out_channels}"
         layer.forward = timed(layer.forward, f"{kind} forward")
         layer.backward = timed(layer.backward, f"{kind} backward")
+    loss = timed(npc.softmax_cross_entropy, "softmax cross-entropy (value and gradient)")
     for _ in range(steps):
-        train_step()
+        train_step(loss)
     for layer in leaves:                       # remove the instance-level wrappers
         del layer.forward, layer.backward
     return {label: 1e3 * t / steps for label, t in totals.items()}
@@ -131,9 +135,9 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
 
-    def train_step():
+    def train_step(loss=npc.softmax_cross_entropy):
         logits = model.forward(x)
-        _, dlogits = npc.softmax_cross_entropy(logits, targets)
+        _, dlogits = loss(logits, targets)
         model.backward(dlogits)
         optimizer.step()
 
@@ -146,6 +150,7 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
     matmul_gflops = flops / matmul_ms / 1e6
     return {
         "arch": arch,
+        "levels": levels,
         "params": model.num_params(),
         "step_ms": step_ms,
         "images_per_s": batch_size / step_ms * 1e3,
@@ -172,6 +177,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=[*ARCHITECTURES, "all"], action="append",
                         help="an architecture to time (repeat for several; default: all)")
+    parser.add_argument("--levels", type=int, action="append",
+                        help="intensity levels (repeat to compare, e.g. --levels 4 --levels 256; default: 4)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -180,13 +187,17 @@ def main():
                         help="also time PyTorch with this interpreter (its own process), after npixelcnn")
     args = parser.parse_args()
     archs = list(ARCHITECTURES) if args.arch is None or "all" in args.arch else args.arch
+    levels_list = args.levels or [4]
+    for levels in levels_list:
+        if not 2 <= levels <= 256:
+            parser.error(f"--levels must be between 2 and 256, got {levels}")
     threads = npixelcnn_threads()
-    print(f"batch {args.batch_size}, 28x28, 4 levels; median of {args.steps} steps after {args.warmup} warm-up; "
+    print(f"batch {args.batch_size}, 28x28; median of {args.steps} steps after {args.warmup} warm-up; "
           f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS})")
-    for arch in archs:
-        r = bench(arch, args.batch_size, args.steps, args.warmup, breakdown=args.breakdown)
+    for arch, levels in ((arch, levels) for arch in archs for levels in levels_list):
+        r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown)
         print(
-            f"{r['arch']:>12}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
+            f"{r['arch']:>12}, {levels:3d} levels: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
             f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
             f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}%",
@@ -195,7 +206,7 @@ def main():
         if r["layer_ms"]:
             for label, ms in sorted(r["layer_ms"].items(), key=lambda kv: -kv[1]):
                 print(f"        {ms:7.1f} ms  {label}")
-        if args.torch_python and arch in TORCH_TWINS:
+        if args.torch_python and arch in TORCH_TWINS and levels == 4:
             t = time_torch(args.torch_python, arch, args.batch_size, args.steps, args.warmup, threads)
             if t["params"] != r["params"]:
                 sys.exit(f"{arch}: the PyTorch model has {t['params']:,} parameters, npixelcnn's {r['params']:,}")
