@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sampling.py                          # seed architecture, random weights
     python benchmarks/bench_sampling.py --arch gated             # the gated medium preset, random weights
+    python benchmarks/bench_sampling.py --arch all --levels 256  # both, with a softmax over 256 levels
     python benchmarks/bench_sampling.py --checkpoint checkpoints/model.npz
     python benchmarks/bench_sampling.py --n 4 --naive-pixels 2 --repeats 1   # a quick check
     python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
@@ -30,8 +31,8 @@ import npixelcnn as npc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-SEED_ARCH = dict(levels=4, hidden=64, blocks=15, head=128)
-GATED_ARCH = dict(levels=4, hidden=32, layers=10, kernel_size=3, head=64)      # the gated "medium" preset
+SEED_ARCH = dict(hidden=64, blocks=15, head=128)
+GATED_ARCH = dict(hidden=32, layers=10, kernel_size=3, head=64)      # the gated "medium" preset
 
 
 def median_s(fn, repeats):
@@ -107,10 +108,13 @@ def main(argv=None):
     parser.add_argument("--naive-pixels", type=int, default=28,
                         help="pixels of the naive loop to time before extrapolating (0: all)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of forward and cached, median")
+    parser.add_argument("--levels", type=int, default=4, help="levels of the random-weight models (default 4)")
     parser.add_argument("--profile", action="store_true", help="profile one cached run")
     parser.add_argument("--arch", choices=["pixelcnn", "gated", "all"], default="pixelcnn",
                         help="random-weight model: the seed's PixelCNN, the gated medium preset, or both")
     args = parser.parse_args(argv)
+    if not 2 <= args.levels <= 256:
+        parser.error(f"--levels must be between 2 and 256, got {args.levels}")
 
     print("Timings on this machine, whatever else it is running; one number per setting.")
     if args.checkpoint:
@@ -118,12 +122,14 @@ def main(argv=None):
         bench(model, f"checkpoint {args.checkpoint}", args.n, (28, 28), args.naive_pixels,
               args.repeats, args.profile)
     if args.arch in ("pixelcnn", "all"):
-        model = npc.PixelCNN(seed=0, **SEED_ARCH)
-        bench(model, f"seed architecture, random weights {SEED_ARCH}", args.n, tuple(args.size),
+        settings = dict(levels=args.levels, **SEED_ARCH)
+        model = npc.PixelCNN(seed=0, **settings)
+        bench(model, f"seed architecture, random weights {settings}", args.n, tuple(args.size),
               args.naive_pixels, args.repeats, args.profile)
     if args.arch in ("gated", "all"):
-        model = npc.GatedPixelCNN(seed=0, **GATED_ARCH)
-        bench(model, f"Gated PixelCNN, random weights {GATED_ARCH}", args.n, tuple(args.size),
+        settings = dict(levels=args.levels, **GATED_ARCH)
+        model = npc.GatedPixelCNN(seed=0, **settings)
+        bench(model, f"Gated PixelCNN, random weights {settings}", args.n, tuple(args.size),
               args.naive_pixels, args.repeats, args.profile)
 
 
