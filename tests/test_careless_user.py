@@ -355,6 +355,16 @@ def test_a_vanishing_temperature_picks_the_most_likely_level(temperature):
     assert levels.tolist() == [1, 3, 2]
 
 
+@pytest.mark.parametrize("temperature", [1e-30, 1e-50, 1e-320])
+def test_a_vanishing_temperature_picks_the_most_likely_level_from_float32_logits(temperature):
+    """float32 logits are drawn in float32, where 1e-50 and 1e-320 round to 0: no 0/0."""
+    logits = np.array([[0.0, 3.0, 1.0, -2.0], [5.0, 4.0, 4.5, 1e3]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        levels = draw(logits, temperature, np.random.default_rng(0))
+    assert levels.tolist() == [1, 3]
+
+
 def test_a_vanishing_temperature_samples_the_greedy_image():
     model = randomize(npc.PixelCNN(levels=4, hidden=4, blocks=1, head=8, seed=0))   # no ties between levels
     with warnings.catch_warnings():
