@@ -26,6 +26,19 @@ def randomize(layer, seed=0, scale=0.5):
     return layer
 
 
+def assert_cached_logits_equal_the_forward_pass(model, images):
+    """Feed ``images`` (N, H, W) levels to a CachedPixelCNN pixel by pixel: at every pixel
+    its logits must equal one float64 forward pass of the whole images (the model is causal)."""
+    n, height, width = images.shape
+    full = model.eval().forward(npc.to_model_input(images, model.levels).astype(np.float64))
+    net = npc.CachedPixelCNN(model, n, (height, width))
+    for i in range(height):
+        for j in range(width):
+            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12,
+                                       err_msg=f"pixel {(i, j)}")
+            net.set_pixel(i, j, images[:, i, j])
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -3,7 +3,7 @@ small model, causality, and the receptive field with no blind spot."""
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, randomize
+from conftest import GRAD_TOL, assert_cached_logits_equal_the_forward_pass, randomize
 
 import npixelcnn as npc
 from npixelcnn.gated import Gate, GatedLayer, ShiftDown, horizontal_taps, vertical_taps
@@ -149,16 +149,8 @@ def test_bad_settings_are_refused(kwargs, message):
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_cached_logits_equal_the_forward_pass_at_every_pixel(kernel_size):
-    model = tiny_gated(3, kernel_size=kernel_size)
-    n, shape = 2, (6, 7)
-    images = np.random.default_rng(5).integers(0, 4, (n,) + shape)
-    full = model.eval().forward(npc.to_model_input(images, 4).astype(np.float64))
-    net = npc.CachedPixelCNN(model, n, shape)
-    for i in range(shape[0]):
-        for j in range(shape[1]):
-            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12,
-                                       err_msg=f"pixel {(i, j)}")
-            net.set_pixel(i, j, images[:, i, j])
+    images = np.random.default_rng(5).integers(0, 4, (2, 6, 7))
+    assert_cached_logits_equal_the_forward_pass(tiny_gated(3, kernel_size=kernel_size), images)
 
 
 @pytest.mark.parametrize("visible", ["none", 0, 3, "mask"])

@@ -15,7 +15,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, randomize
+from conftest import GRAD_TOL, assert_cached_logits_equal_the_forward_pass, randomize
 
 import npixelcnn as npc
 from npixelcnn.gradcheck import check_loss, numerical_gradient, relative_error
@@ -83,16 +83,8 @@ def test_the_loss_over_256_levels_stays_in_float32_and_allocates_little():
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
 def test_cached_logits_equal_the_forward_pass_at_every_pixel(arch):
-    model = tiny(arch)
-    n, shape = 2, (5, 6)
-    images = np.random.default_rng(5).integers(0, LEVELS, (n,) + shape)
-    full = model.eval().forward(npc.to_model_input(images, LEVELS).astype(np.float64))
-    net = npc.CachedPixelCNN(model, n, shape)
-    for i in range(shape[0]):
-        for j in range(shape[1]):
-            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12,
-                                       err_msg=f"pixel {(i, j)}")
-            net.set_pixel(i, j, images[:, i, j])
+    images = np.random.default_rng(5).integers(0, LEVELS, (2, 5, 6))
+    assert_cached_logits_equal_the_forward_pass(tiny(arch), images)
 
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
