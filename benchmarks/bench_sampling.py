@@ -113,8 +113,10 @@ def main(argv=None):
     parser.add_argument("--arch", choices=["pixelcnn", "gated", "all"], default="pixelcnn",
                         help="random-weight model: the seed's PixelCNN, the gated medium preset, or both")
     args = parser.parse_args(argv)
-    if not 2 <= args.levels <= 256:
-        parser.error(f"--levels must be between 2 and 256, got {args.levels}")
+    try:
+        npc.validation.check_levels(args.levels, "--levels")         # the range the library accepts
+    except ValueError as error:
+        parser.error(str(error))
 
     print("Timings on this machine, whatever else it is running; one number per setting.")
     if args.checkpoint:

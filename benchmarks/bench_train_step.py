@@ -189,8 +189,10 @@ def main():
     archs = list(ARCHITECTURES) if args.arch is None or "all" in args.arch else args.arch
     levels_list = args.levels or [4]
     for levels in levels_list:
-        if not 2 <= levels <= 256:
-            parser.error(f"--levels must be between 2 and 256, got {levels}")
+        try:
+            npc.validation.check_levels(levels, "--levels")         # the range the library accepts
+        except ValueError as error:
+            parser.error(str(error))
     threads = npixelcnn_threads()
     print(f"batch {args.batch_size}, 28x28; median of {args.steps} steps after {args.warmup} warm-up; "
           f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS})")

@@ -20,6 +20,7 @@ from .files import check_writable_folder, claim_folder, describe_os_error, write
 from .losses import nats_per_image, nats_to_bits
 from .sampling import complete, sample
 from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
+from .validation import check_levels
 from .viz import plot_completions, plot_history, save_image_grid
 
 
@@ -115,8 +116,11 @@ def check_train_options(args):
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"no checkpoint at {args.resume}")
     check_data_dir(args.data_dir, "--data-dir")        # before the output folder is made
-    if args.levels is not None and not 2 <= args.levels <= 256:
-        raise UsageError(f"--levels must be between 2 and 256, got {args.levels}")
+    if args.levels is not None:
+        try:
+            check_levels(args.levels, "--levels")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):

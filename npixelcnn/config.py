@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 
 from .autoregressive import ARCHITECTURES
-from .validation import check_positive_int, check_positive_number, check_real
+from .validation import check_levels, check_positive_int, check_positive_number, check_real
 
 # Presets: an architecture and the training settings measured to suit it.
 # "small" is what two CPU cores train well in minutes and "medium" what they
@@ -90,9 +90,7 @@ def check_train_config(config):
     """
     if config.arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.arch!r}; expected one of {sorted(ARCHITECTURES)}")
-    check_positive_int(config.levels, "levels", minimum=2)
-    if config.levels > 256:
-        raise ValueError(f"levels must be at most 256, got {config.levels}")
+    check_levels(config.levels)
     check_positive_int(config.batch_size, "batch_size")
     check_positive_number(config.lr, "lr")
     check_positive_int(config.warmup_steps, "warmup_steps", minimum=0)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .validation import check_positive_int
+from .validation import check_levels
 
 ENV_VAR = "NPIXELCNN_DATA"
 TIMEOUT_SECONDS = 30
@@ -253,7 +253,7 @@ def quantize(images, levels):
     Returns:
         uint8 array of the same shape, values in [0, levels - 1].
     """
-    _check_levels(levels)
+    check_levels(levels)
     _check_integer_array(images, 255, "images", "quantize")
     # 255 * 256 = 65280 fits uint16 but not uint8; uint16 halves the memory of uint32.
     return ((images.astype(np.uint16) * levels) >> 8).astype(np.uint8)
@@ -269,7 +269,7 @@ def dequantize(levels_images, levels):
     Returns:
         uint8 array of the same shape; level 0 is 0 (black), level levels-1 is 255 (white).
     """
-    _check_levels(levels)
+    check_levels(levels)
     _check_integer_array(levels_images, levels - 1, "levels_images", "dequantize")
     # Integer round-half-up, floor((2 * 255 * k + (L - 1)) / (2 * (L - 1))), so no
     # float error can move a value that sits exactly on .5.
@@ -287,17 +287,11 @@ def to_model_input(levels_images, levels):
     Returns:
         (N, H, W, 1) float32, NHWC with one channel.
     """
-    _check_levels(levels)
+    check_levels(levels)
     _check_integer_array(levels_images, levels - 1, "levels_images", "to_model_input")
     if levels_images.ndim != 3:
         raise ValueError(f"to_model_input: expected (N, H, W) levels, got shape {levels_images.shape}")
     return (levels_images.astype(np.float32) / np.float32(levels - 1))[..., None]
-
-
-def _check_levels(levels):
-    check_positive_int(levels, "levels", minimum=2)
-    if levels > 256:
-        raise ValueError(f"levels must be at most 256 (8-bit grey values), got {levels}")
 
 
 def _check_integer_array(x, maximum, name, where):

@@ -15,6 +15,9 @@ cannot hide an error behind a special dy such as all ones.
 
 import numpy as np
 
+from .data import to_model_input
+from .losses import softmax_cross_entropy
+
 
 def relative_error(a, b):
     """||a - b|| / (||a|| + ||b||), 0 when both are zero. In [0, 1]."""
@@ -84,3 +87,27 @@ def check_loss(loss_fn, logits, eps=1e-6):
     _, analytic = loss_fn(logits)
     numeric = numerical_gradient(lambda: loss_fn(logits)[0], logits, eps)
     return relative_error(analytic, numeric)
+
+
+def check_model_and_loss(model, levels, eps=1e-6):
+    """Check the gradient a training step uses: d(total NLL)/dparam through the model.
+
+    Args:
+        model: a float64 model (``model.astype(np.float64)``).
+        levels: (N, H, W) integer levels in [0, model.levels): the images,
+            both the input and the targets.
+
+    Returns:
+        errors: dict {name: rel. error of d(total NLL)/dparam} for every parameter.
+    """
+    x = to_model_input(levels, model.levels).astype(np.float64)
+    count = levels.size
+
+    def total_nll():
+        return count * softmax_cross_entropy(model.forward(x), levels)[0]
+
+    model.zero_grad()
+    _, dlogits = softmax_cross_entropy(model.forward(x), levels)
+    model.backward(dlogits * count)
+    return {name: relative_error(model.grads[name].copy(), numerical_gradient(total_nll, p, eps))
+            for name, p in model.params.items()}

@@ -72,6 +72,13 @@ def check_positive_int(value, name, minimum=1):
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
+def check_levels(levels, name="levels"):
+    """Raise unless ``levels`` is an int in [2, 256]: at least two classes, at most the 256 grey values."""
+    check_positive_int(levels, name, minimum=2)
+    if levels > 256:
+        raise ValueError(f"{name} must be at most 256 (8-bit grey values), got {levels}")
+
+
 def check_positive_number(value, name):
     """Raise unless ``value`` is a real number, finite and > 0 (a learning rate, an epsilon)."""
     check_real(value, name)

@@ -114,8 +114,8 @@ def test_two_and_256_levels_train_from_the_cli(levels, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--levels", "1"], "--levels must be between 2 and 256"),
-    (["train", "--levels", "300"], "--levels must be between 2 and 256"),
+    (["train", "--levels", "1"], "--levels must be at least 2, got 1"),
+    (["train", "--levels", "300"], "--levels must be at most 256"),
     (["train", "--lr", "-1"], "--lr must be positive"),
     (["train", "--minutes", "0"], "--minutes must be a number of minutes between 0 and"),
     (["train", "--resume", "x.npz", "--lr", "1e-3"], "cannot change --lr"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn.gradcheck import check_layer, check_loss, numerical_gradient, relative_error
+from npixelcnn.gradcheck import check_layer, check_loss, check_model_and_loss, numerical_gradient
 
 from conftest import GRAD_TOL, randomize, tiny_pixelcnn
 
@@ -75,18 +75,7 @@ def test_whole_pixelcnn_gradients_every_parameter(rng):
 def test_pixelcnn_and_loss_together(rng):
     # The gradient a training step uses: d(total NLL)/dparam through the model.
     model = tiny_pixelcnn(levels=3, seed=1)
-    levels = rng.integers(0, 3, (2, 4, 5))
-    x = levels[..., None] / 2
-    count = levels.size
-
-    def total_nll():
-        return count * npc.softmax_cross_entropy(model.forward(x), levels)[0]
-
-    _, dlogits = npc.softmax_cross_entropy(model.forward(x), levels)
-    model.backward(dlogits * count)
-    errors = {name: relative_error(model.grads[name].copy(), numerical_gradient(total_nll, p))
-              for name, p in model.params.items()}
-    assert_all_below(errors)
+    assert_all_below(check_model_and_loss(model, rng.integers(0, 3, (2, 4, 5))))
 
 
 def test_gradcheck_catches_a_wrong_backward(rng):
@@ -101,6 +90,18 @@ def test_gradcheck_catches_a_wrong_backward(rng):
 
     errors = check_layer(Double().astype(np.float64), rng.standard_normal((1, 2, 2, 1)))
     assert errors["x"] > 0.1
+
+
+def test_the_model_check_catches_a_wrong_backward(rng, monkeypatch):
+    # A model whose output layer passes back twice the gradient it should: every
+    # parameter below it is reported wrong, and the output layer's own are not.
+    model = tiny_pixelcnn(levels=3, seed=1)
+    out = dict(model.named_children())["out"]
+    right = out.backward
+    monkeypatch.setattr(out, "backward", lambda dy: 2 * right(dy))
+    errors = check_model_and_loss(model, rng.integers(0, 3, (2, 4, 5)))
+    assert errors["out.W"] < GRAD_TOL and errors["out.b"] < GRAD_TOL
+    assert errors["input_conv.W"] > 0.1
 
 
 def test_numerical_gradient_requires_float64():

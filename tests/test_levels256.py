@@ -18,7 +18,7 @@ import pytest
 from conftest import GRAD_TOL, assert_cached_logits_equal_the_forward_pass, randomize
 
 import npixelcnn as npc
-from npixelcnn.gradcheck import check_loss, numerical_gradient, relative_error
+from npixelcnn.gradcheck import check_loss, check_model_and_loss
 
 LEVELS = 256
 
@@ -46,20 +46,10 @@ def test_the_whole_model_and_loss_at_256_levels(arch, rng):
     """d(total NLL)/dparam through the model, for every parameter."""
     model = tiny(arch, seed=1)
     levels = rng.integers(0, LEVELS, (2, 4, 4))
-    x = npc.to_model_input(levels, LEVELS).astype(np.float64)
-    count = levels.size
-
-    def total_nll():
-        return count * npc.softmax_cross_entropy(model.forward(x), levels)[0]
-
-    model.zero_grad()
-    _, dlogits = npc.softmax_cross_entropy(model.forward(x), levels)
-    model.backward(dlogits * count)
-    errors = {name: relative_error(model.grads[name].copy(), numerical_gradient(total_nll, p))
-              for name, p in model.params.items()}
+    errors = check_model_and_loss(model, levels)
     worst = max(errors, key=errors.get)
     assert errors[worst] < GRAD_TOL, (worst, errors[worst])
-    assert model.forward(x).shape == (2, 4, 4, LEVELS)
+    assert model.levels == LEVELS and len(errors) == len(model.params)
 
 
 def test_the_loss_over_256_levels_stays_in_float32_and_allocates_little():
