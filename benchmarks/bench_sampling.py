@@ -4,6 +4,7 @@
     python benchmarks/bench_sampling.py --arch gated             # the gated medium preset, random weights
     python benchmarks/bench_sampling.py --arch all --levels 256  # both, with a softmax over 256 levels
     python benchmarks/bench_sampling.py --checkpoint checkpoints/model.npz
+    python benchmarks/bench_sampling.py --checkpoint checkpoints/mnist256.npz --arch none --n 1   # the checkpoint only
     python benchmarks/bench_sampling.py --n 4 --naive-pixels 2 --repeats 1   # a quick check
     python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
 
@@ -110,8 +111,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="runs of forward and cached, median")
     parser.add_argument("--levels", type=int, default=4, help="levels of the random-weight models (default 4)")
     parser.add_argument("--profile", action="store_true", help="profile one cached run")
-    parser.add_argument("--arch", choices=["pixelcnn", "gated", "all"], default="pixelcnn",
-                        help="random-weight model: the seed's PixelCNN, the gated medium preset, or both")
+    parser.add_argument("--arch", choices=["pixelcnn", "gated", "all", "none"], default="pixelcnn",
+                        help="random-weight model: the seed's PixelCNN, the gated medium preset, both, "
+                             "or none (the checkpoint only)")
     args = parser.parse_args(argv)
     try:
         npc.validation.check_levels(args.levels, "--levels")         # the range the library accepts
