@@ -46,17 +46,27 @@ class GatedLayerAt:
         self.v_ring = np.zeros((p + 1, width + 2 * p, batch, c_in), dtype)
         self.v_weights = weights_and_bias(layer.vertical)            # (T_v*C_in + 1, 2C)
         self.v_taps = layer.vertical.taps                            # (row, col) in the k x k kernel
-        self.link = weights_and_bias(layer.link)                     # (2C + 1, 2C)
-        self.link_row = np.zeros((width, batch, 2 * c), dtype)       # link(v_pre of row i - 1)
+        # The horizontal gate at one pixel in three NumPy calls (tanh, add, multiply)
+        # instead of six: with sigmoid(b) = (1 + tanh(b / 2)) / 2,
+        #     gate = tanh(a) * (1 + tanh(b / 2)) / 2,
+        # and the two halvings move into the weights: b's columns of the horizontal
+        # convolution and of the link (so the pre-activation holds [a, b / 2]), and
+        # the output 1x1's weight rows (its bias row not). Scaling by a power of two
+        # is exact in floating point: the result is the same to the last bit.
+        halve_b = np.concatenate([np.ones(c, dtype), np.full(c, 0.5, dtype)])
+        self.link = weights_and_bias(layer.link) * halve_b           # (2C + 1, 2C)
+        self.link_row = np.zeros((width, batch, 2 * c), dtype)       # link(v_pre of row i - 1), b half halved
         self.v_out = np.zeros((width, batch, c), dtype)              # gate(v_pre of row i - 1)
         # Horizontal: the current row's inputs, p zero columns on the left.
         self.h_row = np.zeros((width + p, batch, c_in), dtype)
-        self.h_taps = layer.horizontal.taps[:, 1]                    # columns 0 .. p (or p - 1)
-        self.h_weights = weights_and_bias(layer.horizontal)          # (T_h*C_in + 1, 2C)
-        self.h_cols = rows.scratch("gated horizontal im2col row", len(self.h_taps) * c_in + 1)
+        self.h_taps = len(layer.horizontal.taps)                     # columns 0 .. p (or p - 1) of the kernel
+        self.h_weights = weights_and_bias(layer.horizontal) * halve_b    # (T_h*C_in + 1, 2C)
+        self.h_cols = rows.scratch("gated horizontal im2col row", self.h_taps * c_in + 1)
+        self.h_tap_values = self.h_cols[:, :-1].reshape(batch, self.h_taps, c_in)     # a view
         self.h_pre = rows.get("gated h_pre", 2 * c)
         self.gated = rows.get("gated h gate", c + 1)
         self.out = weights_and_bias(layer.out)                       # (C + 1, C)
+        self.out[:-1] *= 0.5
         self.y = rows.get("gated h out", c + 1)
         self.inputs = [self.v_ring[:, p:p + width], self.h_row[p:]]
         self.v_row_ready = False                    # v_out holds a row the next layer has not had
@@ -107,12 +117,14 @@ class GatedLayerAt:
 
     def _horizontal(self, i, j, h):
         """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer."""
-        taps = self.h_cols[:, :-1].reshape(self.h_cols.shape[0], len(self.h_taps), -1)
-        taps[...] = self.h_row[j + self.h_taps].transpose(1, 0, 2)      # columns j - p .. j (- 1)
-        np.matmul(self.h_cols, self.h_weights, out=self.h_pre)
+        self.h_tap_values[...] = self.h_row[j:j + self.h_taps].transpose(1, 0, 2)   # columns j - p .. j (- 1)
+        np.matmul(self.h_cols, self.h_weights, out=self.h_pre)        # [a, b / 2] (see __init__)
         self.h_pre += self.link_row[j]
-        _gate(self.h_pre, out=self.gated[:, :-1])
-        np.matmul(self.gated, self.out, out=self.y[:, :-1])
+        c = self.h_pre.shape[1] // 2
+        np.tanh(self.h_pre, out=self.h_pre)                         # [tanh(a), tanh(b / 2)]
+        self.h_pre[:, c:] += 1                                      # 2 sigmoid(b)
+        np.multiply(self.h_pre[:, :c], self.h_pre[:, c:], out=self.gated[:, :-1])   # 2 gate
+        np.matmul(self.gated, self.out, out=self.y[:, :-1])         # out's weights are halved
         if h is not None:
             self.y[:, :-1] += h[:, :-1]                                 # the residual
         return (self.v_out if (j == 0 and self.v_row_ready) else None), self.y

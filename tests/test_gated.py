@@ -153,6 +153,34 @@ def test_cached_logits_equal_the_forward_pass_at_every_pixel(kernel_size):
     assert_cached_logits_equal_the_forward_pass(tiny_gated(3, kernel_size=kernel_size), images)
 
 
+def test_the_cached_gate_with_halved_weights_is_the_gate_to_the_last_bit():
+    """The cached horizontal stack folds the gate's two halvings into its weights
+    (gated_steps.GatedLayerAt); scaling by 1/2 is exact, so at a pixel it must give,
+    bit for bit, what the gate written out in full gives from the layer's own weights."""
+    from npixelcnn.gated_steps import GatedLayerAt
+    from npixelcnn.pixel_steps import weights_and_bias
+    model = tiny_gated(3, kernel_size=3).astype(np.float32)
+    net = npc.CachedPixelCNN(model, 5, (6, 7))
+    rng = np.random.default_rng(0)
+    for q in range(6 * 7):                         # sample a whole image so that every row has been computed
+        i, j = divmod(q, 7)
+        net.logits_at(i, j)
+        net.set_pixel(i, j, rng.integers(0, 4, 5))
+    step = [s for s in net.steps if isinstance(s, GatedLayerAt)][1]          # a layer with a residual
+    layer, c = step.layer, step.layer.channels
+    h = np.ones((5, c + 1), np.float32)
+    h[:, :-1] = rng.standard_normal((5, c))
+    i, j = 5, 4
+    y = step._horizontal(i, j, h)[1].copy()
+    link_row = step.link_row[j].copy()
+    link_row[:, c:] *= 2                           # the link as the layer computes it
+    pre = step.h_cols @ weights_and_bias(layer.horizontal) + link_row
+    gate = np.tanh(pre[:, :c]) * (0.5 * (1 + np.tanh(0.5 * pre[:, c:])))
+    gate_and_one = np.concatenate([gate, np.ones((5, 1), np.float32)], axis=1)
+    expected = gate_and_one @ weights_and_bias(layer.out) + h[:, :-1]
+    assert np.array_equal(y[:, :-1], expected)
+
+
 @pytest.mark.parametrize("visible", ["none", 0, 3, "mask"])
 def test_cached_and_naive_sampling_and_completion_agree(visible):
     model = tiny_gated(2, kernel_size=3)
