@@ -214,6 +214,18 @@ def sum_rows(a):
     return np.ones(a.shape[0], dtype=a.dtype) @ a
 
 
+def exp_and_row_sums(z, z_max):
+    """np.exp(z - z_max) on every core, and its row sums as a product with ones.
+
+    z (M, L), z_max (M, 1) -> exp (M, L), sums (M,). NumPy sums along a short
+    last axis slowly: for the logits of 50 images at 256 levels, (39200, 256)
+    float32, the sum took 32 ms here and the exp 45 ms; the product takes a few.
+    """
+    exp = np.empty_like(z)
+    for_each_chunk(lambda z, z_max, exp: np.exp(np.subtract(z, z_max, out=exp), out=exp), z, z_max, exp)
+    return exp, exp @ np.ones(z.shape[1], exp.dtype)
+
+
 def matmul_into_scratch(a, b):
     """a @ b, written into a reused scratch buffer: the result must be consumed at once."""
     out = scratch_buffer((a.shape[0], b.shape[1]), np.result_type(a, b))

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from . import ops
+
 LN2 = math.log(2.0)
 
 
@@ -53,8 +55,8 @@ def _softmax_parts(logits, targets):
     y = targets.reshape(-1).astype(np.intp)
     rows = np.arange(len(y))
     z_max = z.max(axis=1, keepdims=True)
-    exp = np.exp(z - z_max)                               # exponents <= 0: no overflow
-    sum_exp = exp.sum(axis=1)                             # in [1, L]
+    exp, sum_exp = ops.exp_and_row_sums(z, z_max)        # exp(z - max): exponents <= 0, no overflow;
+                                                          # its row sums are in [1, L]
     # NLL = log(sum_exp) + max - z_y. The last two can be large (1e4) and nearly
     # cancel, so subtract them in float64, where float32 inputs are exact.
     margin = z_max[:, 0].astype(np.float64) - z[rows, y].astype(np.float64)

@@ -55,6 +55,14 @@ def sum_rows(a):
     return fast.sum_rows(a) if _use_fast else a.sum(axis=0)
 
 
+def exp_and_row_sums(z, z_max):
+    """exp(z - z_max) (M, L) and its row sums (M,), for z (M, L) and z_max (M, 1): a softmax's parts."""
+    if _use_fast:
+        return fast.exp_and_row_sums(z, z_max)
+    exp = np.exp(z - z_max)
+    return exp, exp.sum(axis=1)
+
+
 def im2col(x, taps, kernel_size, owner=None):
     """x (N, H, W, C) -> cols (N*H*W, T*C); see :mod:`npixelcnn.im2col`.
 
