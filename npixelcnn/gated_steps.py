@@ -22,13 +22,8 @@ trailing 1 of :mod:`npixelcnn.pixel_steps`.
 import numpy as np
 
 from . import pixel_steps
-from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
+from .gated import GatedLayer, TakeHorizontal
 from .pixel_steps import weights_and_bias
-
-
-def _gate(z, out):
-    """tanh(a) * sigmoid(b) of z (..., 2C) into out (..., C); as :class:`~npixelcnn.gated.Gate`."""
-    return np.multiply(*tanh_and_sigmoid(z), out=out)
 
 
 class GatedLayerAt:
@@ -57,6 +52,8 @@ class GatedLayerAt:
         self.link = weights_and_bias(layer.link) * halve_b           # (2C + 1, 2C)
         self.link_row = np.zeros((width, batch, 2 * c), dtype)       # link(v_pre of row i - 1), b half halved
         self.v_out = np.zeros((width, batch, c), dtype)              # gate(v_pre of row i - 1)
+        self.v_cols = np.zeros((width, batch, len(self.v_taps), c_in), dtype)   # one row's im2col, reused
+        self.v_pre = np.zeros((width, batch, 2 * c), dtype)
         # Horizontal: the current row's inputs, p zero columns on the left.
         self.h_row = np.zeros((width + p, batch, c_in), dtype)
         self.h_taps = len(layer.horizontal.taps)                     # columns 0 .. p (or p - 1) of the kernel
@@ -103,16 +100,28 @@ class GatedLayerAt:
             self.v_out[...] = 0
             self.v_row_ready = False
             return
-        width, batch = self.v_out.shape[:2]
         # im2col of one row: (W, B, taps, C_in), kernel row t_r reads image row r + t_r - p.
-        cols = np.zeros((width, batch, len(self.v_taps), self.v_ring.shape[-1]), self.v_ring.dtype)
+        cols, v_pre, width = self.v_cols, self.v_pre, self.v_out.shape[0]
         for t, (tr, tc) in enumerate(self.v_taps):
             row = r + tr - self.pad
             if row >= 0:
                 cols[:, :, t] = self.v_ring[row % (self.pad + 1), tc:tc + width]
-        v_pre = cols.reshape(width, batch, -1) @ self.v_weights[:-1] + self.v_weights[-1]   # (W, B, 2C)
-        np.add(v_pre @ self.link[:-1], self.link[-1], out=self.link_row)
-        _gate(v_pre, out=self.v_out)
+            else:
+                cols[:, :, t] = 0                   # above the image: zero padding
+        np.matmul(cols.reshape(v_pre.shape[0], v_pre.shape[1], -1), self.v_weights[:-1], out=v_pre)
+        v_pre += self.v_weights[-1]                                     # (W, B, 2C)
+        np.matmul(v_pre, self.link[:-1], out=self.link_row)
+        self.link_row += self.link[-1]
+        # The gate, as Gate computes it, in place: tanh(a) * (0.5 (1 + tanh(0.5 b))),
+        # with the last factor 0.5 applied at the end (exact: a power of two).
+        c = self.v_out.shape[-1]
+        a, b = v_pre[..., :c], v_pre[..., c:]
+        np.tanh(a, out=a)
+        b *= 0.5
+        np.tanh(b, out=b)
+        b += 1
+        np.multiply(a, b, out=self.v_out)
+        self.v_out *= 0.5
         self.v_row_ready = True
 
     def _horizontal(self, i, j, h):

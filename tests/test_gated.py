@@ -154,9 +154,10 @@ def test_cached_logits_equal_the_forward_pass_at_every_pixel(kernel_size):
 
 
 def test_the_cached_gate_with_halved_weights_is_the_gate_to_the_last_bit():
-    """The cached horizontal stack folds the gate's two halvings into its weights
-    (gated_steps.GatedLayerAt); scaling by 1/2 is exact, so at a pixel it must give,
-    bit for bit, what the gate written out in full gives from the layer's own weights."""
+    """The cached horizontal stack folds the gate's two halvings into its weights, and
+    the vertical one computes the gate in place (gated_steps.GatedLayerAt); scaling by
+    1/2 is exact, so they must give, bit for bit, what the gate written out in full
+    gives from the layer's own weights."""
     from npixelcnn.gated_steps import GatedLayerAt
     from npixelcnn.pixel_steps import weights_and_bias
     model = tiny_gated(3, kernel_size=3).astype(np.float32)
@@ -179,6 +180,13 @@ def test_the_cached_gate_with_halved_weights_is_the_gate_to_the_last_bit():
     gate_and_one = np.concatenate([gate, np.ones((5, 1), np.float32)], axis=1)
     expected = gate_and_one @ weights_and_bias(layer.out) + h[:, :-1]
     assert np.array_equal(y[:, :-1], expected)
+    # The vertical stack of the last row it computed (row 4), from the im2col row it kept:
+    # the gate in place is Gate's, and the link (b half halved) is the layer's link.
+    v_pre = step.v_cols.reshape(7, 5, -1) @ weights_and_bias(layer.vertical)[:-1] + layer.vertical.params["b"]
+    assert np.array_equal(step.v_out, Gate().forward(v_pre))
+    link = v_pre @ weights_and_bias(layer.link)[:-1] + layer.link.params["b"]
+    link[..., c:] *= 0.5
+    assert np.array_equal(step.link_row, link)
 
 
 @pytest.mark.parametrize("visible", ["none", 0, 3, "mask"])
