@@ -148,33 +148,10 @@ def limit_blas_threads(n):
     get, set_ = functions
     before = get()
     set_(min(n, before))
-    _replaced_counts.append(before)
     try:
         yield True
     finally:
-        _replaced_counts.pop()
         set_(before)
-
-
-_replaced_counts = []       # the counts limit_blas_threads replaced, outermost first
-
-
-@contextlib.contextmanager
-def unlimited_blas_threads():
-    """Within a ``limit_blas_threads`` block, the thread count from before its
-    outermost limit: for a few large products among many small ones (the cached
-    gated sampler's rows). Outside any limit, or with another BLAS: no change."""
-    functions = _openblas_functions()
-    if functions is None or not _replaced_counts:
-        yield
-        return
-    get, set_ = functions
-    now = get()
-    set_(_replaced_counts[0])
-    try:
-        yield
-    finally:
-        set_(now)
 
 
 # --------------------------------------------------------------------------- buffers

@@ -21,7 +21,7 @@ trailing 1 of :mod:`npixelcnn.pixel_steps`.
 
 import numpy as np
 
-from . import ops, pixel_steps
+from . import pixel_steps
 from .gated import GatedLayer, TakeHorizontal
 from .pixel_steps import weights_and_bias
 
@@ -108,12 +108,9 @@ class GatedLayerAt:
                 cols[:, :, t] = self.v_ring[row % (self.pad + 1), tc:tc + width]
             else:
                 cols[:, :, t] = 0                   # above the image: zero padding
-        with ops.all_blas_threads():                # products of a whole row: large enough to share
-            np.matmul(cols.reshape(-1, cols.shape[2] * cols.shape[3]), self.v_weights[:-1],
-                      out=v_pre.reshape(-1, v_pre.shape[2]))
-            v_pre += self.v_weights[-1]                                 # (W, B, 2C)
-            np.matmul(v_pre.reshape(-1, v_pre.shape[2]), self.link[:-1],
-                      out=self.link_row.reshape(-1, self.link_row.shape[2]))
+        np.matmul(cols.reshape(v_pre.shape[0], v_pre.shape[1], -1), self.v_weights[:-1], out=v_pre)
+        v_pre += self.v_weights[-1]                                     # (W, B, 2C)
+        np.matmul(v_pre, self.link[:-1], out=self.link_row)
         self.link_row += self.link[-1]
         # The gate, as Gate computes it, in place: tanh(a) * (0.5 (1 + tanh(0.5 b))),
         # with the last factor 0.5 applied at the end (exact: a power of two).

@@ -110,10 +110,3 @@ def one_blas_thread():
     products, as the cached sampler makes, where waking a second thread costs
     more than it saves (see :func:`npixelcnn.fast.limit_blas_threads`)."""
     return fast.limit_blas_threads(1)
-
-
-def all_blas_threads():
-    """Within ``one_blas_thread``: matrix products on all the BLAS threads again,
-    for a few large products among the small ones (a whole row of the gated
-    sampler's vertical stack, (W * B, T * C) @ (T * C, 2C))."""
-    return fast.unlimited_blas_threads()

@@ -201,17 +201,3 @@ def test_plain_mode_really_runs_the_plain_operations(monkeypatch):
     model.backward(npc.softmax_cross_entropy(model.forward(x), levels)[1])
     assert set(called) == {"relu", "relu_backward", "add", "add_bias", "sum_rows", "im2col", "col2im",
                            "matmul_into_scratch", "exp_and_row_sums"}
-
-
-def test_a_row_of_large_products_gets_the_blas_threads_back_inside_the_limit():
-    before = fast.blas_threads()
-    if before is None:
-        pytest.skip("NumPy's BLAS is not OpenBLAS: nothing to limit")    # covered by the first test
-    with fast.unlimited_blas_threads():                 # outside any limit: no change
-        assert fast.blas_threads() == before
-    with fast.limit_blas_threads(1):
-        with fast.limit_blas_threads(1):
-            with fast.unlimited_blas_threads():
-                assert fast.blas_threads() == before     # the count from before the outermost limit
-            assert fast.blas_threads() == 1
-    assert fast.blas_threads() == before

@@ -182,11 +182,11 @@ def test_the_cached_gate_with_halved_weights_is_the_gate_to_the_last_bit():
     assert np.array_equal(y[:, :-1], expected)
     # The vertical stack of the last row it computed (row 4), from the im2col row it kept:
     # the gate in place is Gate's, and the link (b half halved) is the layer's link.
-    v_pre = step.v_cols.reshape(7 * 5, -1) @ weights_and_bias(layer.vertical)[:-1] + layer.vertical.params["b"]
-    assert np.array_equal(step.v_out, Gate().forward(v_pre).reshape(7, 5, -1))
+    v_pre = step.v_cols.reshape(7, 5, -1) @ weights_and_bias(layer.vertical)[:-1] + layer.vertical.params["b"]
+    assert np.array_equal(step.v_out, Gate().forward(v_pre))
     link = v_pre @ weights_and_bias(layer.link)[:-1] + layer.link.params["b"]
     link[..., c:] *= 0.5
-    assert np.array_equal(step.link_row, link.reshape(7, 5, -1))
+    assert np.array_equal(step.link_row, link)
 
 
 @pytest.mark.parametrize("visible", ["none", 0, 3, "mask"])
