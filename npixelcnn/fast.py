@@ -209,34 +209,6 @@ def add_bias(y, b):
     return y
 
 
-def tanh_and_sigmoid(z):
-    """ops.tanh_and_sigmoid on every core, the same operations in the same order (the same numbers)."""
-    c = z.shape[-1] // 2
-    t = np.empty(z.shape[:-1] + (c,), z.dtype)
-    s = np.empty_like(t)
-
-    def factors(z, t, s):
-        np.tanh(z[..., :c], out=t)
-        np.multiply(z[..., c:], 0.5, out=s)
-        np.tanh(s, out=s)
-        s += 1
-        s *= 0.5
-    for_each_chunk(factors, z, t, s)
-    return t, s
-
-
-def gate_backward(dy, t, s):
-    """ops.gate_backward on every core."""
-    c = t.shape[-1]
-    dz = np.empty(t.shape[:-1] + (2 * c,), t.dtype)
-
-    def gradient(dy, t, s, dz):
-        dz[..., :c] = dy * s * (1 - t * t)
-        dz[..., c:] = dy * t * s * (1 - s)
-    for_each_chunk(gradient, dy, t, s, dz)
-    return dz
-
-
 def sum_rows(a):
     """a (M, C) -> (C,), as ones(M) @ a: a matrix-vector product runs on every core."""
     return np.ones(a.shape[0], dtype=a.dtype) @ a

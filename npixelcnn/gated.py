@@ -42,6 +42,13 @@ def horizontal_taps(kernel_size, include_centre):
     return [(p, c) for c in range(p + 1 if include_centre else p)]
 
 
+def tanh_and_sigmoid(z):
+    """tanh(a) and sigmoid(b), a and b the two halves of z's channels (..., 2C): the gate's factors.
+    The sigmoid as 0.5 (1 + tanh(b / 2)), which never overflows as exp(-b) can."""
+    c = z.shape[-1] // 2
+    return np.tanh(z[..., :c]), 0.5 * (1 + np.tanh(0.5 * z[..., c:]))
+
+
 class Gate(Layer):
     """y = tanh(a) * sigmoid(b), a and b the first and second half of the channels.
 
@@ -53,7 +60,7 @@ class Gate(Layer):
         if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or x.shape[-1] % 2:
             raise ValueError(f"Gate: expected a floating-point array with an even number of channels, "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
-        t, s = ops.tanh_and_sigmoid(x)
+        t, s = tanh_and_sigmoid(x)
         self._cache = (t, s) if self.training else None
         return t * s
 
@@ -63,7 +70,7 @@ class Gate(Layer):
             raise RuntimeError(_NO_CACHE.format("Gate"))
         t, s = self._cache
         check_gradient(dy, t.shape, t.dtype, "Gate")
-        return ops.gate_backward(dy, t, s)
+        return np.concatenate([dy * s * (1 - t * t), dy * t * s * (1 - s)], axis=-1)
 
 
 class ShiftDown(Layer):

@@ -63,24 +63,6 @@ def exp_and_row_sums(z, z_max):
     return exp, exp.sum(axis=1)
 
 
-def tanh_and_sigmoid(z):
-    """tanh(a) and sigmoid(b), a and b the two halves of z's channels (..., 2C): the factors of
-    the Gated PixelCNN's gate. The sigmoid as 0.5 (1 + tanh(b / 2)), which never overflows as
-    exp(-b) can."""
-    if _use_fast:
-        return fast.tanh_and_sigmoid(z)
-    c = z.shape[-1] // 2
-    return np.tanh(z[..., :c]), 0.5 * (1 + np.tanh(0.5 * z[..., c:]))
-
-
-def gate_backward(dy, t, s):
-    """The gradient of y = t * s with t = tanh(a), s = sigmoid(b): d tanh = 1 - t^2,
-    d sigmoid = s (1 - s); dy (..., C) -> (..., 2C), the part for a, then for b."""
-    if _use_fast:
-        return fast.gate_backward(dy, t, s)
-    return np.concatenate([dy * s * (1 - t * t), dy * t * s * (1 - s)], axis=-1)
-
-
 def im2col(x, taps, kernel_size, owner=None):
     """x (N, H, W, C) -> cols (N*H*W, T*C); see :mod:`npixelcnn.im2col`.
 
