@@ -56,11 +56,12 @@ class GatedLayerAt:
         self.v_pre = np.zeros((width, batch, 2 * c), dtype)
         # Horizontal: the current row's inputs, p zero columns on the left.
         self.h_row = np.zeros((width + p, batch, c_in), dtype)
-        self.h_taps = len(layer.horizontal.taps)                     # columns 0 .. p (or p - 1) of the kernel
+        self.h_tap_count = len(layer.horizontal.taps)               # columns 0 .. p (or p - 1) of the kernel
         self.h_weights = weights_and_bias(layer.horizontal) * halve_b    # (T_h*C_in + 1, 2C)
-        self.h_cols = rows.scratch("gated horizontal im2col row", self.h_taps * c_in + 1)
-        self.h_tap_values = self.h_cols[:, :-1].reshape(batch, self.h_taps, c_in)     # a view
+        self.h_cols = rows.scratch("gated horizontal im2col row", self.h_tap_count * c_in + 1)
+        self.h_tap_values = self.h_cols[:, :-1].reshape(batch, self.h_tap_count, c_in)     # a view
         self.h_pre = rows.get("gated h_pre", 2 * c)
+        self.h_a, self.h_b = self.h_pre[:, :c], self.h_pre[:, c:]    # its two halves (views)
         self.gated = rows.get("gated h gate", c + 1)
         self.out = weights_and_bias(layer.out)                       # (C + 1, C)
         self.out[:-1] *= 0.5
@@ -126,13 +127,12 @@ class GatedLayerAt:
 
     def _horizontal(self, i, j, h):
         """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer."""
-        self.h_tap_values[...] = self.h_row[j:j + self.h_taps].transpose(1, 0, 2)   # columns j - p .. j (- 1)
+        self.h_tap_values[...] = self.h_row[j:j + self.h_tap_count].transpose(1, 0, 2)   # columns j - p .. j (- 1)
         np.matmul(self.h_cols, self.h_weights, out=self.h_pre)        # [a, b / 2] (see __init__)
         self.h_pre += self.link_row[j]
-        c = self.h_pre.shape[1] // 2
         np.tanh(self.h_pre, out=self.h_pre)                         # [tanh(a), tanh(b / 2)]
-        self.h_pre[:, c:] += 1                                      # 2 sigmoid(b)
-        np.multiply(self.h_pre[:, :c], self.h_pre[:, c:], out=self.gated[:, :-1])   # 2 gate
+        self.h_b += 1                                               # 2 sigmoid(b)
+        np.multiply(self.h_a, self.h_b, out=self.gated[:, :-1])     # 2 gate
         np.matmul(self.gated, self.out, out=self.y[:, :-1])         # out's weights are halved
         if h is not None:
             self.y[:, :-1] += h[:, :-1]                                 # the residual
