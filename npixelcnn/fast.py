@@ -226,6 +226,40 @@ def exp_and_row_sums(z, z_max):
     return exp, exp @ np.ones(z.shape[1], exp.dtype)
 
 
+# Running sums come in blocks of this many columns (see cumsum_rows).
+CUMSUM_BLOCK = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _upper_ones(size, dtype):
+    """U (size, size): ones on and above the diagonal, so (v @ U)[k] = v[0] + ... + v[k]."""
+    upper = np.triu(np.ones((size, size), dtype))
+    upper.flags.writeable = False
+    return upper
+
+
+def cumsum_rows(p):
+    """np.cumsum(p, axis=1) for p (M, L), as two products with a triangular matrix of ones.
+
+    np.cumsum adds one number after another: for a draw's (64, 256) float32
+    probabilities it took 56 us here, a fifth of a cached sampling step at 256
+    levels. Cut each row into blocks of 16: the running sums inside every
+    block are one product (M * L/16, 16) @ U, and the running block totals a
+    second, (M, L/16) @ U, added to the blocks after the first (27 us). The
+    sums are taken in another order, so they agree with np.cumsum to float
+    rounding, not to the last bit. Rows that do not split into blocks of 16
+    (2 or 4 levels, already fast) go to np.cumsum.
+    """
+    rows, length = p.shape
+    if length % CUMSUM_BLOCK or length < 2 * CUMSUM_BLOCK:
+        return np.cumsum(p, axis=1)
+    upper = _upper_ones(CUMSUM_BLOCK, p.dtype)
+    blocks = (p.reshape(-1, CUMSUM_BLOCK) @ upper).reshape(rows, -1, CUMSUM_BLOCK)
+    totals_so_far = blocks[:, :, -1] @ _upper_ones(blocks.shape[1], p.dtype)     # (M, L/16)
+    blocks[:, 1:] += totals_so_far[:, :-1, None]
+    return blocks.reshape(rows, length)
+
+
 def matmul_into_scratch(a, b):
     """a @ b, written into a reused scratch buffer: the result must be consumed at once."""
     out = scratch_buffer((a.shape[0], b.shape[1]), np.result_type(a, b))

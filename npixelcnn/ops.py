@@ -1,6 +1,6 @@
 """The operations the layers are made of, written as the maths.
 
-The layers call these names. Each one is plain NumPy that reads as its
+The layers (and the sampler's draw) call these names. Each one is plain NumPy that reads as its
 formula; each also has a fast twin in :mod:`npixelcnn.fast` (threads over the
 batch, reused buffers, sums as products) that gives the same numbers
 (tests/test_fast.py). The twins run by default, so training, evaluation,
@@ -61,6 +61,11 @@ def exp_and_row_sums(z, z_max):
         return fast.exp_and_row_sums(z, z_max)
     exp = np.exp(z - z_max)
     return exp, exp.sum(axis=1)
+
+
+def cumsum_rows(p):
+    """p (M, L) -> its running sums along each row (M, L): from probabilities, a CDF."""
+    return fast.cumsum_rows(p) if _use_fast else np.cumsum(p, axis=1)
 
 
 def im2col(x, taps, kernel_size, owner=None):

@@ -118,7 +118,7 @@ def draw(logits, temperature, rng):
     """One level per row of ``logits`` (n, L), from softmax(logits / temperature).
 
     Inverse-CDF sampling: a uniform u in [0, 1) picks the first level whose
-    cumulative probability exceeds u. Computed in the logits' own precision:
+    cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``). Computed in the logits' own precision:
     float32 for a float32 model, whose exp NumPy vectorises (at 256 levels a
     draw for 64 images took 405 us in float64 and 200 us in float32 here).
     Two logit arrays that differ in the last bits (sums taken in another
@@ -140,7 +140,7 @@ def draw(logits, temperature, rng):
     with np.errstate(over="ignore"):
         z = (z - z.max(axis=1, keepdims=True)) / temperature
     p = np.exp(z)
-    cdf = np.cumsum(p, axis=1)
+    cdf = ops.cumsum_rows(p)
     u = rng.random(len(z))[:, None] * cdf[:, -1:]          # scale u instead of normalising p
     return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1).astype(np.uint8)
 

@@ -127,6 +127,24 @@ def test_element_wise_twins_equal_the_plain_operations(shape):
     np.testing.assert_allclose(fast.matmul_into_scratch(rows, W.T), rows @ W.T, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("levels", [4, 48, 256])
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-14)])
+def test_the_running_sums_twin_equals_cumsum(levels, dtype, rtol):
+    """In blocks of 16 (48 and 256 levels) the sums are taken in another order: equal to
+    float rounding; 4 levels go to np.cumsum itself."""
+    p = np.exp(np.random.default_rng(levels).standard_normal((64, levels)) * 4).astype(dtype)
+    p /= p.max(axis=1, keepdims=True)                    # as draw makes them: the largest is 1
+    expected = np.cumsum(p, axis=1)
+    got = fast.cumsum_rows(p)
+    assert got.dtype == dtype and got.shape == p.shape
+    if levels % fast.CUMSUM_BLOCK:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)
+    with ops.plain():
+        np.testing.assert_array_equal(ops.cumsum_rows(p), expected)
+
+
 @pytest.mark.parametrize("k, mask_type", [(1, "B"), (3, "A"), (3, "B"), (5, "A"), (7, "A"), (7, "B")])
 @pytest.mark.parametrize("shape", [(2, 6, 5, 3), (3, 4, 9, 2)])
 def test_a_masked_convolution_gives_the_same_numbers_on_both_paths(k, mask_type, shape):
