@@ -92,6 +92,13 @@ def col2im(cols, x_shape, taps, kernel_size):
     return plain_col2im(cols, x_shape, taps, kernel_size)
 
 
+def forward_backward(step, model, x, targets):
+    """``step(model, x, targets)``: one training step's forward and backward passes on a batch,
+    returning its mean loss and filling ``model.grads``. The fast twin gives each core a part of
+    the batch and a replica of the model (:class:`npixelcnn.fast.DataParallel`)."""
+    return fast.forward_backward(step, model, x, targets) if _use_fast else step(model, x, targets)
+
+
 def one_blas_thread():
     """A context in which matrix products run on one BLAS thread: for many small
     products, as the cached sampler makes, where waking a second thread costs

@@ -26,6 +26,7 @@ from .autoregressive import build_model, check_model
 from .config import TrainConfig, check_train_config, learning_rate, next_evaluation
 from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
+from . import ops
 from .optim import Adam
 from .progress import paused, tqdm
 from .validation import check_level_images, check_positive_int
@@ -151,23 +152,39 @@ class Trainer:
         """One Adam update on the next minibatch; returns its loss in nats per dimension."""
         step = self.state.step
         batch = self.train_images[self.batch_indices(step)]
-        # Overflow shows up as inf/NaN, which is checked right below with a clear
-        # message; NumPy's RuntimeWarnings would only bury it.
+        loss = ops.forward_backward(self.forward_backward, self.model,
+                                    to_model_input(batch, self.config.levels), batch)
+        self.check_loss(loss, step)               # before the update: the parameters stay as they were
+        self.optimizer.lr = learning_rate(self.config, step)
         with np.errstate(over="ignore", invalid="ignore"):
-            logits = self.model.forward(to_model_input(batch, self.config.levels))
-            if not np.isfinite(logits).all():
-                raise TrainingDiverged(
-                    f"the model's outputs became NaN or infinite at step {step} (learning rate "
-                    f"{self.optimizer.lr:.3g}); try a lower --lr, and keep gradient clipping on"
-                )
-            loss, dlogits = softmax_cross_entropy(logits, batch)
-            self.check_loss(loss, step)           # before the update: the parameters stay as they were
-            self.model.backward(dlogits)
-            self.optimizer.lr = learning_rate(self.config, step)
             self.optimizer.step()
         if not math.isfinite(self.optimizer.last_grad_norm or 0.0):
             raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
         self.state.step += 1
+        return loss
+
+    def forward_backward(self, model, x, levels_batch):
+        """Forward pass, loss and backward pass of ``model`` on a batch; fills ``model.grads``.
+
+        Args:
+            model: the model, or one of its replicas (:func:`npixelcnn.ops.forward_backward`
+                runs this on a part of the batch on each core).
+            x: (N, H, W, 1) the model's input; levels_batch: (N, H, W) the levels to predict.
+
+        Returns:
+            the mean NLL of the batch in nats per dimension.
+        """
+        # Overflow shows up as inf/NaN, which is checked right below with a clear
+        # message; NumPy's RuntimeWarnings would only bury it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = model.forward(x)
+            if not np.isfinite(logits).all():
+                raise TrainingDiverged(
+                    f"the model's outputs became NaN or infinite at step {self.state.step} (learning "
+                    f"rate {self.optimizer.lr:.3g}); try a lower --lr, and keep gradient clipping on"
+                )
+            loss, dlogits = softmax_cross_entropy(logits, levels_batch)
+            model.backward(dlogits)
         return loss
 
     def check_loss(self, loss, step):
