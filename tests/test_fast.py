@@ -1,6 +1,7 @@
 """The fast path (npixelcnn.fast): its twins give the same numbers as the plain
 operations (npixelcnn.ops), its threaded split changes nothing, and the cached
-sampler's products run on one BLAS thread (limit_blas_threads)."""
+sampler's products run on one BLAS thread (limit_blas_threads), and the data
+parallel training step gives the serial loss and gradients (DataParallel)."""
 
 import numpy as np
 import pytest
@@ -204,3 +205,117 @@ def test_plain_mode_really_runs_the_plain_operations(monkeypatch):
     model.backward(npc.softmax_cross_entropy(model.forward(x), levels)[1])
     assert set(called) == {"relu", "relu_backward", "add", "add_bias", "sum_rows", "im2col", "col2im",
                            "matmul_into_scratch", "exp_and_row_sums"}
+
+
+# ------------------------------------------------------------------ data parallel training
+
+
+def forward_backward(model, x, levels):
+    """What Trainer.forward_backward does, without the trainer."""
+    logits = model.forward(x)
+    loss, dlogits = npc.softmax_cross_entropy(logits, levels)
+    model.backward(dlogits)
+    return loss
+
+
+def tiny_gated(seed=0):
+    return randomize(npc.GatedPixelCNN(levels=3, hidden=4, layers=3, head=6, seed=seed), seed=seed)
+
+
+@pytest.mark.parametrize("make_model", [tiny_gated, lambda seed: __import__("conftest").tiny_pixelcnn(seed=seed)],
+                         ids=["gated", "pixelcnn"])
+def test_data_parallel_gives_the_serial_loss_and_gradient(make_model):
+    """Three replicas on a batch of 5 (parts of 1, 2 and 2 images): the weighted mean of
+    their gradients is the gradient of the whole batch's mean loss, to float64 rounding."""
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 3, (5, 7, 7))
+    x = levels[..., None] / 2.0
+    serial = make_model(seed=1)
+    serial_loss = forward_backward(serial, x, levels)
+    model = make_model(seed=1)
+    parallel = fast.DataParallel(model, workers=3)
+    loss = parallel.forward_backward(forward_backward, x, levels)
+    assert loss == pytest.approx(serial_loss, rel=1e-13)
+    for name, grad in serial.grads.items():
+        assert np.abs(grad).max() > 0, name            # a check of zeros would prove nothing
+        np.testing.assert_allclose(model.grads[name], grad, rtol=1e-10, atol=1e-14, err_msg=name)
+    # The replicas kept their own gradients: each saw only its part of the batch.
+    output_weights = [name for name in model.grads if name.endswith("W")][-1]
+    assert not np.allclose(parallel.replicas[1].grads[output_weights], model.grads[output_weights])
+
+
+def test_replicas_share_the_models_weights_through_updates_and_conversions():
+    model = npc.GatedPixelCNN(levels=3, hidden=4, layers=2, head=6, seed=0)
+    parallel = fast.DataParallel(model, workers=2)
+    replica = parallel.replicas[1]
+    for name, value in model.params.items():
+        assert replica.params[name] is value, name
+    levels = np.random.default_rng(1).integers(0, 3, (4, 6, 6))
+    x = (levels[..., None] / 2.0).astype(np.float32)
+    parallel.forward_backward(forward_backward, x, levels)
+    npc.Adam(model, lr=0.1).step()                     # in place: the replica sees the new weights
+    np.testing.assert_array_equal(replica.forward(x[:1]), model.forward(x[:1]))
+    model.astype(np.float64)                          # new arrays: relinked at the next call
+    loss = parallel.forward_backward(forward_backward, x.astype(np.float64), levels)
+    assert np.isfinite(loss)
+    for name, value in model.params.items():
+        assert replica.params[name] is value and replica.grads[name].dtype == np.float64, name
+
+
+def test_a_replicas_error_reaches_the_caller_and_leaves_no_limit_behind():
+    model = npc.PixelCNN(levels=3, hidden=2, blocks=1, head=4, seed=0)
+    parallel = fast.DataParallel(model, workers=2)
+    before = fast.blas_threads()
+
+    def failing(model_or_replica, x, levels):
+        if model_or_replica is not model:
+            raise FloatingPointError("the replica's part diverged")
+        return forward_backward(model_or_replica, x, levels)
+
+    levels = np.zeros((4, 5, 5), dtype=int)
+    with pytest.raises(FloatingPointError, match="replica's part"):
+        parallel.forward_backward(failing, (levels[..., None] / 2.0).astype(np.float32), levels)
+    assert fast.blas_threads() == before
+    assert not fast._in_replica()
+
+
+def test_inside_a_replica_the_element_wise_work_is_not_split_again(monkeypatch):
+    """Each core already has its share of the batch: for_each_chunk must not hand out more threads."""
+    submitted = []
+    real_pool = fast._get_pool()
+
+    class CountingPool:
+        def submit(self, *args):
+            submitted.append(args)
+            return real_pool.submit(*args)
+
+    monkeypatch.setattr(fast, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(fast, "_get_pool", CountingPool)
+    model = npc.PixelCNN(levels=3, hidden=2, blocks=1, head=4, seed=0)
+    levels = np.random.default_rng(2).integers(0, 3, (4, 6, 6))
+    x = (levels[..., None] / 2.0).astype(np.float32)
+    fast.DataParallel(model, workers=2).forward_backward(forward_backward, x, levels)
+    assert len(submitted) == 1                        # the second replica, and nothing else
+
+
+def test_the_trainer_splits_its_batches_over_the_cores(monkeypatch):
+    """Trainer.train_step goes through ops.forward_backward: with two workers its first loss is the
+    serial one (float32 rounding), and within ``ops.plain()`` it runs the serial step itself."""
+    from npixelcnn.config import TrainConfig
+    images = np.random.default_rng(3).integers(0, 4, (24, 8, 8)).astype(np.uint8)
+    config = TrainConfig(levels=4, hidden=4, blocks=1, head=8, batch_size=6, total_steps=2, evals=1)
+    made, real_parallel = [], fast.DataParallel
+
+    def recording_parallel(*args, **kwargs):
+        made.append(real_parallel(*args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(fast, "DataParallel", recording_parallel)
+    losses = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(fast, "WORKERS", workers)
+        losses[workers] = npc.Trainer(config, images, images[:4]).train_step()
+    assert [p.workers for p in made] == [2]
+    assert losses[2] == pytest.approx(losses[1], rel=1e-5)
+    with ops.plain():
+        assert npc.Trainer(config, images, images[:4]).train_step() == pytest.approx(losses[1], rel=1e-5)
+    assert len(made) == 1                             # the plain step made no replicas
