@@ -7,6 +7,10 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py --arch gated-small --levels 4 --levels 256 --breakdown   # what 256 classes cost
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
 
+The step is the one training runs: on two or more cores, each core takes a part
+of the batch with a replica of the model (npixelcnn.fast.DataParallel); --serial
+times the whole batch on one model, its products on every BLAS thread.
+
 FLOPs count only the multiply-adds of kept taps (2 FLOPs each), three matrix
 products per convolution: y = cols @ W, dW = cols^T @ dy, dcols = dy @ W^T.
 The matmul reference times exactly those products with np.matmul, so the ratio
@@ -35,7 +39,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import npixelcnn as npc  # noqa: E402
 
 import numpy as np  # noqa: E402
-from npixelcnn import fast  # noqa: E402
+from npixelcnn import fast, ops  # noqa: E402
 from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
 
 ARCHITECTURES = {
@@ -127,7 +131,7 @@ def time_by_layer(model, train_step, steps):
     return {label: 1e3 * t / steps for label, t in totals.items()}
 
 
-def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
+def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, data_parallel=True):
     rng = np.random.default_rng(0)
     settings = dict(ARCHITECTURES[arch])
     model = npc.build_model(settings.pop("arch"), dict(levels=levels, **settings), seed=0)
@@ -135,17 +139,28 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False):
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
 
-    def train_step(loss=npc.softmax_cross_entropy):
+    def forward_backward(model, x, targets, loss=npc.softmax_cross_entropy):
         logits = model.forward(x)
-        _, dlogits = loss(logits, targets)
+        value, dlogits = loss(logits, targets)
         model.backward(dlogits)
+        return value
+
+    def train_step():
+        if data_parallel:               # what Trainer.train_step does: the batch split over the cores
+            ops.forward_backward(forward_backward, model, x, targets)
+        else:
+            forward_backward(model, x, targets)
+        optimizer.step()
+
+    def serial_step(loss=npc.softmax_cross_entropy):      # the breakdown times the model's own layers
+        forward_backward(model, x, targets, loss)
         optimizer.step()
 
     step_ms = median_ms(train_step, steps, warmup)
     shapes = matmul_shapes(model, batch_size * size * size)
     flops = sum(3 * 2 * m * k * n for m, k, n in shapes)
     matmul_ms = time_matmuls(shapes, steps, rng)
-    layer_ms = time_by_layer(model, train_step, steps) if breakdown else None
+    layer_ms = time_by_layer(model, serial_step, steps) if breakdown else None
     step_gflops = flops / step_ms / 1e6
     matmul_gflops = flops / matmul_ms / 1e6
     return {
@@ -183,6 +198,9 @@ def main():
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--breakdown", action="store_true", help="also print ms per step by layer kind")
+    parser.add_argument("--serial", action="store_true",
+                        help="time the step without data parallelism (the whole batch on one model, "
+                             "the products on all BLAS threads), as before npixelcnn.fast.DataParallel")
     parser.add_argument("--torch-python", metavar="PATH", default=None,
                         help="also time PyTorch with this interpreter (its own process), after npixelcnn")
     args = parser.parse_args()
@@ -195,9 +213,11 @@ def main():
             parser.error(str(error))
     threads = npixelcnn_threads()
     print(f"batch {args.batch_size}, 28x28; median of {args.steps} steps after {args.warmup} warm-up; "
-          f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS})")
+          f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS}); "
+          + ("serial step" if args.serial or fast.WORKERS == 1 else f"data parallel step ({fast.WORKERS} replicas)"))
     for arch, levels in ((arch, levels) for arch in archs for levels in levels_list):
-        r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown)
+        r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown,
+                  data_parallel=not args.serial)
         print(
             f"{r['arch']:>12}, {levels:3d} levels: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
