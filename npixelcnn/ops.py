@@ -92,11 +92,28 @@ def col2im(cols, x_shape, taps, kernel_size):
     return plain_col2im(cols, x_shape, taps, kernel_size)
 
 
+_split_batches = True
+
+
+@contextmanager
+def whole_batches():
+    """Within the block, training steps run the whole batch on the model itself, no replicas:
+    bit for bit the step of a hand-written loop (the replicas' sum rounds differently)."""
+    global _split_batches
+    before, _split_batches = _split_batches, False
+    try:
+        yield
+    finally:
+        _split_batches = before
+
+
 def forward_backward(step, model, x, targets):
     """``step(model, x, targets)``: one training step's forward and backward passes on a batch,
     returning its mean loss and filling ``model.grads``. The fast twin gives each core a part of
     the batch and a replica of the model (:class:`npixelcnn.fast.DataParallel`)."""
-    return fast.forward_backward(step, model, x, targets) if _use_fast else step(model, x, targets)
+    if _use_fast and _split_batches:
+        return fast.forward_backward(step, model, x, targets)
+    return step(model, x, targets)
 
 
 def one_blas_thread():
