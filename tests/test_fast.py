@@ -66,6 +66,20 @@ def test_cached_sampling_runs_on_one_blas_thread_and_restores_the_count(monkeypa
     assert fast.blas_threads() == before
 
 
+def count_submissions(monkeypatch):
+    """Route fast's thread pool through a recorder; returns the list of what was submitted."""
+    submitted = []
+    real_pool = fast._get_pool()
+
+    class CountingPool:
+        def submit(self, *args):
+            submitted.append(args)
+            return real_pool.submit(*args)
+
+    monkeypatch.setattr(fast, "_get_pool", CountingPool)
+    return submitted
+
+
 def test_the_threaded_split_changes_no_number_even_on_one_core(monkeypatch):
     """for_each_chunk is exercised whatever the machine: three workers, no size threshold.
 
@@ -86,17 +100,9 @@ def test_the_threaded_split_changes_no_number_even_on_one_core(monkeypatch):
     monkeypatch.setattr(fast, "WORKERS", 1)
     one_logits, one_grads = step()
 
-    submitted = []
-    real_pool = fast._get_pool()
-
-    class CountingPool:
-        def submit(self, *args):
-            submitted.append(args)
-            return real_pool.submit(*args)
-
+    submitted = count_submissions(monkeypatch)
     monkeypatch.setattr(fast, "WORKERS", 3)
     monkeypatch.setattr(fast, "MIN_PARALLEL_BYTES", 0)
-    monkeypatch.setattr(fast, "_get_pool", CountingPool)
     split_logits, split_grads = step()
 
     assert len(submitted) > 0, "the work was never split"
@@ -281,16 +287,8 @@ def test_a_replicas_error_reaches_the_caller_and_leaves_no_limit_behind():
 
 def test_inside_a_replica_the_element_wise_work_is_not_split_again(monkeypatch):
     """Each core already has its share of the batch: for_each_chunk must not hand out more threads."""
-    submitted = []
-    real_pool = fast._get_pool()
-
-    class CountingPool:
-        def submit(self, *args):
-            submitted.append(args)
-            return real_pool.submit(*args)
-
+    submitted = count_submissions(monkeypatch)
     monkeypatch.setattr(fast, "MIN_PARALLEL_BYTES", 0)
-    monkeypatch.setattr(fast, "_get_pool", CountingPool)
     model = npc.PixelCNN(levels=3, hidden=2, blocks=1, head=4, seed=0)
     levels = np.random.default_rng(2).integers(0, 3, (4, 6, 6))
     x = (levels[..., None] / 2.0).astype(np.float32)
