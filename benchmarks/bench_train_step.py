@@ -25,6 +25,7 @@ measured in the same run on the same machine.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -145,22 +146,19 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, d
         model.backward(dlogits)
         return value
 
-    def train_step():
-        if data_parallel:               # what Trainer.train_step does: the batch split over the cores
-            ops.forward_backward(forward_backward, model, x, targets)
-        else:
-            forward_backward(model, x, targets)
+    def train_step(loss=npc.softmax_cross_entropy):     # what Trainer.train_step does
+        ops.forward_backward(lambda model, x, targets: forward_backward(model, x, targets, loss),
+                             model, x, targets)
         optimizer.step()
 
-    def serial_step(loss=npc.softmax_cross_entropy):      # the breakdown times the model's own layers
-        forward_backward(model, x, targets, loss)
-        optimizer.step()
-
-    step_ms = median_ms(train_step, steps, warmup)
+    # --serial: the whole batch on the model itself, as npc.ops.whole_batches() makes every step.
+    with contextlib.nullcontext() if data_parallel else ops.whole_batches():
+        step_ms = median_ms(train_step, steps, warmup)
     shapes = matmul_shapes(model, batch_size * size * size)
     flops = sum(3 * 2 * m * k * n for m, k, n in shapes)
     matmul_ms = time_matmuls(shapes, steps, rng)
-    layer_ms = time_by_layer(model, serial_step, steps) if breakdown else None
+    with ops.whole_batches():          # the breakdown times the model's own layers, so no replicas
+        layer_ms = time_by_layer(model, train_step, steps) if breakdown else None
     step_gflops = flops / step_ms / 1e6
     matmul_gflops = flops / matmul_ms / 1e6
     return {
