@@ -406,6 +406,25 @@ class DataParallel:
         Returns:
             the mean loss over the batch; ``model.grads`` then holds its gradient.
         """
+        losses, weights = zip(*self.over_parts(forward_backward, x, targets))
+        if len(losses) > 1:
+            replica_grads = [replica.grads for replica in self.replicas[1:len(losses)]]
+            for name, grad in self.model.grads.items():
+                grad *= weights[0]
+                for weight, grads in zip(weights[1:], replica_grads):
+                    grad += weight * grads[name]
+        return float(sum(weight * loss for weight, loss in zip(weights, losses)))
+
+    def over_parts(self, fn, x, targets):
+        """Run ``fn(replica, x_part, targets_part)`` on every replica's part of the batch, in parallel.
+
+        Args:
+            fn: any function of one model and a batch (a training step, a scoring).
+            x: (N, ...) the model's input; targets: (N, ...) what goes with it.
+
+        Returns:
+            a list of (what ``fn`` returned, the part's share of the batch), in the batch's order.
+        """
         n = len(x)
         bounds = [n * i // self.workers for i in range(self.workers + 1)]
         shares = [(slice(lo, hi), (hi - lo) / n) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
@@ -416,7 +435,7 @@ class DataParallel:
         def run(replica, part):
             _replica_thread.active = True
             try:
-                return forward_backward(replica, x[part], targets[part])
+                return fn(replica, x[part], targets[part])
             finally:
                 _replica_thread.active = False
 
@@ -424,18 +443,11 @@ class DataParallel:
             futures = [_get_pool().submit(run, replica, part)
                        for replica, (part, _) in zip(replicas[1:], shares[1:])]
             try:
-                losses = [run(replicas[0], shares[0][0])]       # this thread runs the model itself
+                results = [run(replicas[0], shares[0][0])]      # this thread runs the model itself
             finally:
                 wait(futures)                   # never leave a replica running past this call
-            losses += [future.result() for future in futures]   # re-raises a worker's exception
-        weights = [weight for _, weight in shares]
-        if len(replicas) > 1:
-            replica_grads = [replica.grads for replica in replicas[1:]]
-            for name, grad in self.model.grads.items():
-                grad *= weights[0]
-                for weight, grads in zip(weights[1:], replica_grads):
-                    grad += weight * grads[name]
-        return float(sum(weight * loss for weight, loss in zip(weights, losses)))
+            results += [future.result() for future in futures]  # re-raises a worker's exception
+        return [(result, weight) for result, (_, weight) in zip(results, shares)]
 
 
 def _replica(model):
@@ -460,12 +472,25 @@ def _share_parameters(model, replica):
 _data_parallel = weakref.WeakKeyDictionary()    # model -> its DataParallel (replicas are made once)
 
 
+def _data_parallel_for(model):
+    """The model's :class:`DataParallel`, made on first use (its replicas are kept)."""
+    parallel = _data_parallel.get(model)
+    if parallel is None or parallel.workers != WORKERS:
+        parallel = _data_parallel[model] = DataParallel(model)
+    return parallel
+
+
 def forward_backward(step, model, x, targets):
     """The fast twin of ``step(model, x, targets)``: the same step with the batch split over the
     cores (:class:`DataParallel`), or ``step`` itself on one core or for a batch of one."""
     if WORKERS <= 1 or len(x) < 2:
         return step(model, x, targets)
-    parallel = _data_parallel.get(model)
-    if parallel is None or parallel.workers != WORKERS:
-        parallel = _data_parallel[model] = DataParallel(model)
-    return parallel.forward_backward(step, x, targets)
+    return _data_parallel_for(model).forward_backward(step, x, targets)
+
+
+def batch_total(score, model, x, targets):
+    """The fast twin of ``score(model, x, targets)`` for a score that is a sum over the images of
+    the batch (a total NLL): each core scores its part with a replica; the parts' totals are added."""
+    if WORKERS <= 1 or len(x) < 2:
+        return score(model, x, targets)
+    return sum(total for total, _ in _data_parallel_for(model).over_parts(score, x, targets))

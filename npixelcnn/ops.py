@@ -97,8 +97,8 @@ _split_batches = True
 
 @contextmanager
 def whole_batches():
-    """Within the block, training steps run the whole batch on the model itself, no replicas:
-    bit for bit the step of a hand-written loop (the replicas' sum rounds differently)."""
+    """Within the block, training steps and evaluation run the whole batch on the model itself,
+    no replicas: bit for bit a hand-written loop (the replicas' sums round differently)."""
     global _split_batches
     before, _split_batches = _split_batches, False
     try:
@@ -114,6 +114,14 @@ def forward_backward(step, model, x, targets):
     if _use_fast and _split_batches:
         return fast.forward_backward(step, model, x, targets)
     return step(model, x, targets)
+
+
+def batch_total(score, model, x, targets):
+    """``score(model, x, targets)``: a sum over the images of a batch, such as its total NLL. The
+    fast twin gives each core a part of the batch and a replica of the model, as in training."""
+    if _use_fast and _split_batches:
+        return fast.batch_total(score, model, x, targets)
+    return score(model, x, targets)
 
 
 def one_blas_thread():

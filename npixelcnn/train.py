@@ -89,11 +89,17 @@ def evaluate(model, levels_images, batch_size=50, progress=False):
         starts = range(0, len(levels_images), batch_size)
         for start in tqdm(starts, desc="evaluating", leave=False, disable=not progress):
             batch = levels_images[start:start + batch_size]
-            logits = model.forward(to_model_input(batch, model.levels))
-            total += total_nll(logits, batch)
+            x = to_model_input(batch, model.levels).astype(model.dtype, copy=False)   # float64 models too
+            # Each core scores a part of the batch with its own copy of the model (ops.batch_total).
+            total += ops.batch_total(_batch_nll, model, x, batch)
     finally:
         model.train(was_training)
     return total / levels_images.size
+
+
+def _batch_nll(model, x, levels_batch):
+    """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W)."""
+    return total_nll(model.forward(x), levels_batch)
 
 
 class Trainer:

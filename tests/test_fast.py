@@ -319,3 +319,24 @@ def test_the_trainer_splits_its_batches_over_the_cores(monkeypatch):
     with ops.whole_batches():
         assert npc.Trainer(config, images, images[:4]).train_step() == losses[1]    # bit for bit
     assert len(made) == 1                             # the plain and whole-batch steps made no replicas
+
+
+def test_evaluation_splits_its_batches_over_the_cores_and_gives_the_serial_figure(monkeypatch):
+    """evaluate goes through ops.batch_total: with three workers each batch is scored in three
+    parts by replicas (in inference mode), and their totals add up to the serial figure."""
+    model = tiny_gated(seed=4).astype(np.float64)
+    levels = np.random.default_rng(5).integers(0, 3, (7, 6, 6))
+    with ops.whole_batches():
+        serial = npc.evaluate(model, levels, batch_size=5)
+    submitted = count_submissions(monkeypatch)
+    monkeypatch.setattr(fast, "WORKERS", 3)
+    split = npc.evaluate(model, levels, batch_size=5)
+    # Batches of 5 and 2 images: 2 + 1 parts on other threads (the model itself takes the first).
+    assert len(submitted) == 3
+    assert split == pytest.approx(serial, rel=1e-13)
+    assert split == pytest.approx(npc.evaluate(model, levels, batch_size=7), rel=1e-13)
+    replicas = fast._data_parallel[model].replicas
+    assert len(replicas) == 3
+    for replica in replicas[1:]:                     # they ran in inference mode: nothing kept for backward
+        assert all(not leaf.training and leaf._cache is None for _, leaf in replica.named_leaves())
+    assert model.training                            # put back in the mode it was in
