@@ -70,8 +70,9 @@ def evaluate(model, levels_images, batch_size=50, progress=False):
         model: a :class:`PixelCNN`, or any model of :mod:`npixelcnn.autoregressive`.
         levels_images: (N, H, W) integer levels in [0, model.levels).
         batch_size: images per forward pass. Small batches keep the activations
-            in cache: the shipped model scores the test set in 26 s with 50
-            images per pass and in 48 s with 500 (2 cores).
+            in cache: the shipped model scored the test set in 26 s with 50
+            images per pass and in 48 s with 500 (2 cores). Each core scores a
+            part of every batch (:func:`npixelcnn.ops.batch_total`).
 
     The model runs in inference mode (no caches, no backward pass) and is put
     back in the mode it was in.
