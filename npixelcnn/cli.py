@@ -100,8 +100,8 @@ def build_parser():
                        help="pixelcnn (van den Oord et al. 2016a, the seed's model; default) or gated "
                             "(the Gated PixelCNN of 2016b: no blind spot)")
     train.add_argument("--preset", choices=sorted({p for presets in PRESETS_BY_ARCH.values() for p in presets}),
-                       help="size and training settings (default: small, the CPU one); pixelcnn: "
-                            "small, medium, seed; gated: small, medium")
+                       help="size and training settings (default: small, the CPU one); "
+                            + "; ".join(f"{arch}: {', '.join(presets)}" for arch, presets in PRESETS_BY_ARCH.items()))
     train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,
