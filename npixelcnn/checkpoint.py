@@ -4,6 +4,9 @@ Layout of the archive (``np.savez``, read back with ``allow_pickle=False``):
 
 * ``param/<name>``: every parameter, e.g. ``param/blocks.3.conv2.W``;
 * ``adam_m/<name>``, ``adam_v/<name>``: Adam's moment estimates, if saved;
+* ``trained/<name>``: only for a run that keeps a moving average of the weights
+  (``TrainConfig.ema``): ``param/`` then holds the average, the model to use,
+  and ``trained/`` the weights the optimizer goes on from when the run resumes;
 * ``meta``: one JSON string with the architecture (``arch``, the name of the
   model's class in :data:`~npixelcnn.autoregressive.ARCHITECTURES`, "pixelcnn"
   if absent, and ``model``, its settings), the optimizer's settings and
@@ -42,21 +45,26 @@ class Checkpoint:
 
     model: the rebuilt model (float32), of the class its architecture names.
     optimizer: an :class:`Adam` with its saved state, or None if none was saved.
+    trained_params: for a run with a weight average, the trained weights (the
+        model holds the average), by parameter name; else None.
     meta: the JSON metadata (``meta["train"]``, ``meta["metrics"]``, ...).
     """
 
     model: AutoregressiveModel
     optimizer: Adam = None
     meta: dict = field(default_factory=dict)
+    trained_params: dict = None
 
 
-def save_checkpoint(model, path, optimizer=None, **meta):
+def save_checkpoint(model, path, optimizer=None, trained_params=None, **meta):
     """Write ``model`` (and ``optimizer``'s state) to ``path`` atomically.
 
     Args:
         model: a :class:`PixelCNN` or any :class:`AutoregressiveModel`.
         path: target file; ".npz" is the convention.
         optimizer: an :class:`Adam` whose moments and step count to save, or None.
+        trained_params: when ``model`` holds an average of the weights, the
+            trained weights to resume from (same names and shapes), or None.
         **meta: JSON-serialisable extras stored under their names, e.g.
             ``train={...}, metrics={...}, command="..."``.
 
@@ -76,6 +84,10 @@ def save_checkpoint(model, path, optimizer=None, **meta):
         }
         arrays.update({f"adam_m/{name}": m for name, m in optimizer.m.items()})
         arrays.update({f"adam_v/{name}": v for name, v in optimizer.v.items()})
+    if trained_params is not None:
+        if set(trained_params) != set(model.params):
+            raise ValueError("trained_params must have the same names as the model's parameters")
+        arrays.update({f"trained/{name}": p for name, p in trained_params.items()})
     clashes = sorted(set(meta) & set(header))      # e.g. version=...: would make the file unreadable
     if clashes:
         raise TypeError(f"checkpoint metadata cannot use the reserved names {clashes}")
@@ -149,7 +161,11 @@ def _rebuild(path, arrays):
         optimizer.t = t
         _copy_into(path, optimizer.m, arrays, "adam_m", meta["model"])
         _copy_into(path, optimizer.v, arrays, "adam_v", meta["model"])
-    return Checkpoint(model=model, optimizer=optimizer, meta=meta)
+    trained = None
+    if any(key.startswith("trained/") for key in arrays):
+        trained = {name: np.zeros_like(p) for name, p in model.params.items()}
+        _copy_into(path, trained, arrays, "trained", meta["model"])
+    return Checkpoint(model=model, optimizer=optimizer, meta=meta, trained_params=trained)
 
 
 def _read_meta(path, arrays):

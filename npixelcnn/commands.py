@@ -35,7 +35,7 @@ class RunFailed(Exception):
 MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
 # A new run's defaults; a resume takes all of them from its checkpoint, and refuses them as options.
 NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset="small", levels=4, seed=0, evals=10)
-TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", *NEW_RUN_DEFAULTS)
+TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", *NEW_RUN_DEFAULTS)
 
 
 
@@ -88,8 +88,9 @@ def train_and_report(args, trainer, out):
               f"python -m npixelcnn train --resume {out / 'checkpoint.npz'}")
         return 0
     if args.samples > 0:
-        images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
-                        method="cached", progress=not args.no_progress)
+        with trainer.weights_to_use():       # the model the checkpoint holds
+            images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
+                            method="cached", progress=not args.no_progress)
         write_npy_atomically(out / "samples.npy", images)
         save_image_grid(images, cfg.levels, out / "samples.png")
     bits = state.last_test_bits
@@ -125,6 +126,9 @@ def check_train_options(args):
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be positive and finite, got {args.lr}")
+    if args.ema is not None and not 0 < args.ema < 1:
+        raise UsageError(f"--ema is the weight average's decay, a number between 0 and 1 such as "
+                         f"0.9995, got {args.ema}")
     if args.minutes is not None and not 0 < args.minutes <= MAX_MINUTES:
         raise UsageError(f"--minutes must be a number of minutes between 0 and {MAX_MINUTES} (a week), "
                          f"got {args.minutes}")
@@ -164,6 +168,8 @@ def new_trainer(args, out):
         preset["batch_size"] = args.batch_size
     if args.lr is not None:
         preset["lr"] = args.lr
+    if args.ema is not None:
+        preset["ema"] = args.ema
     known = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(arch=args.arch, levels=args.levels, seed=args.seed, evals=args.evals,
                          **{k: v for k, v in preset.items() if k in known})

@@ -50,6 +50,9 @@ class TrainConfig:
     warmup_steps: the learning rate rises linearly from 0 over these steps...
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
     clip_norm: gradients are clipped to this global norm (the seed used 1.0).
+    ema: the decay of a moving average of the weights
+        (:class:`~npixelcnn.optim.WeightAverage`), which the run then evaluates
+        and saves as the model to use; None: no average, the trained weights are the model.
     total_steps: length of the run; set from epochs, or from a time budget.
     minutes: a budget of training time, or None. When set, the run checks the
         clock as it goes and moves ``total_steps`` (and with it the end of the
@@ -72,6 +75,7 @@ class TrainConfig:
     warmup_steps: int = 100
     final_lr_fraction: float = 0.0
     clip_norm: float = 1.0
+    ema: float | None = None
     total_steps: int = 1000
     minutes: float | None = None
     evals: int = 10
@@ -100,6 +104,10 @@ def check_train_config(config):
         raise ValueError(f"final_lr_fraction must be in [0, 1], got {config.final_lr_fraction}")
     if config.clip_norm is not None:                  # None: no clipping
         check_positive_number(config.clip_norm, "clip_norm")
+    if config.ema is not None:                        # None: no weight average
+        check_real(config.ema, "ema")
+        if not 0 < config.ema < 1:
+            raise ValueError(f"ema (the weight average's decay) must be in (0, 1), e.g. 0.9995, got {config.ema}")
     check_positive_int(config.total_steps, "total_steps")
     if config.minutes is not None:                    # None: the run is fixed in steps
         check_positive_number(config.minutes, "minutes")

@@ -1,6 +1,8 @@
-"""Optimizers that update ``model.params`` in place from ``model.grads``."""
+"""Optimizers that update ``model.params`` in place from ``model.grads``, and a running
+average of the parameters they visit."""
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -87,3 +89,58 @@ class Adam(Optimizer):
         m_hat_scale = 1 / (1 - self.beta1 ** self.t)
         v_hat_scale = 1 / (1 - self.beta2 ** self.t)
         p -= self.lr * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + self.eps)
+
+
+class WeightAverage:
+    """An exponential moving average of the parameters over training (Polyak averaging).
+
+    Late in training the weights wander around a good point with the noise of the
+    minibatches; their average sits closer to it. PixelCNN++ (Salimans et al., 2017)
+    evaluates and samples with such an average (decay 0.9995). After update t:
+
+        w_t = 1 - min(decay, (1 + t) / (10 + t))        average += w_t * (params - average)
+
+    The ramp (as in ``tf.train.ExponentialMovingAverage`` with ``num_updates``)
+    lets the first updates count fully, so the average does not remember the
+    random initial weights for 1 / (1 - decay) steps.
+
+    Args:
+        params: the model's parameter dict; the average starts as a copy of it
+            (same dtypes, so a resumed run is bit-for-bit the same).
+        decay: in (0, 1); the average spans roughly the last 1 / (1 - decay) updates.
+    """
+
+    def __init__(self, params, decay):
+        check_fraction(decay, "decay")
+        if decay == 0:
+            raise ValueError("decay must be in (0, 1): 0 would not average at all")
+        self.decay = decay
+        self.averages = {name: p.copy() for name, p in params.items()}
+
+    def weight(self, t):
+        """The share of update number ``t`` (1-based) in the average."""
+        return 1 - min(self.decay, (1 + t) / (10 + t))
+
+    def update(self, params, t):
+        """Move the average towards ``params`` after update number ``t`` (1-based)."""
+        weight = self.weight(t)
+        for name, p in params.items():
+            average = self.averages[name]
+            average += weight * (p - average)
+
+    @contextmanager
+    def swapped_in(self, params):
+        """Within the block ``params`` hold the averages; yields a copy of the trained weights.
+
+        The arrays are written in place, so every replica or view of them (the data
+        parallel workers share them) sees the averages too; the trained weights are
+        restored on leaving, whatever happens in the block.
+        """
+        trained = {name: p.copy() for name, p in params.items()}
+        for name, p in params.items():
+            p[...] = self.averages[name]
+        try:
+            yield trained
+        finally:
+            for name, p in params.items():
+                p[...] = trained[name]

@@ -27,7 +27,7 @@ from .config import TrainConfig, check_train_config, learning_rate, next_evaluat
 from .data import to_model_input
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
 from . import ops
-from .optim import Adam
+from .optim import Adam, WeightAverage
 from .progress import paused, tqdm
 from .validation import check_level_images, check_positive_int
 
@@ -134,6 +134,9 @@ class Trainer:
             self.model, lr=config.lr, clip_norm=config.clip_norm
         )
         self.state = state if state is not None else TrainState()
+        # With config.ema the run keeps a moving average of the weights, and evaluates and saves
+        # that average as the model to use; training itself goes on from the trained weights.
+        self.average = None if config.ema is None else WeightAverage(self.model.params, config.ema)
         self._epoch_order = (None, None)
         self._recent_losses = deque(maxlen=DIVERGENCE_WINDOW)
         self.stopped_by = None            # set by run(): "SIGINT" (Ctrl-C) or "SIGTERM" (kill) if one ended it
@@ -168,6 +171,8 @@ class Trainer:
         if not math.isfinite(self.optimizer.last_grad_norm or 0.0):
             raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
         self.state.step += 1
+        if self.average is not None:
+            self.average.update(self.model.params, self.state.step)
         return loss
 
     def forward_backward(self, model, x, levels_batch):
@@ -275,9 +280,25 @@ class Trainer:
         self.stopped_by = stop.signal_name
         return state
 
+    @contextmanager
+    def weights_to_use(self):
+        """Within the block the model holds the weights to evaluate, sample and save: the
+        average of the weights if the run keeps one (``config.ema``), else the trained ones.
+
+        Yields a copy of the trained weights when they were swapped out, else None.
+        """
+        if self.average is None:
+            yield None
+        else:
+            with self.average.swapped_in(self.model.params) as trained:
+                yield trained
+
     def record(self, losses, test):
         """Append one history entry: mean train bits/dim of ``losses``, and the test set if asked."""
-        test_bits = nats_to_bits(evaluate(self.model, self.test_images)) if test else None
+        test_bits = None
+        if test:
+            with self.weights_to_use():
+                test_bits = nats_to_bits(evaluate(self.model, self.test_images))
         self.state.history.append({
             "step": self.state.step,
             "time": round(self.state.train_seconds, 3),
@@ -287,8 +308,14 @@ class Trainer:
         })
 
     def save(self, path, **meta):
-        """Write a checkpoint that :meth:`resume` continues exactly; extra ``meta`` is stored too."""
-        return save_checkpoint(self.model, path, self.optimizer, **self.checkpoint_meta(), **meta)
+        """Write a checkpoint that :meth:`resume` continues exactly; extra ``meta`` is stored too.
+
+        The file's model is the one to use (:meth:`weights_to_use`); with a weight
+        average, the trained weights the optimizer goes on from are saved beside it.
+        """
+        with self.weights_to_use() as trained:
+            return save_checkpoint(self.model, path, self.optimizer, trained_params=trained,
+                                   **self.checkpoint_meta(), **meta)
 
     @classmethod
     def resume(cls, path, train_images, test_images):
@@ -315,7 +342,18 @@ class Trainer:
                 raise CheckpointError(f"{path}: its training settings say {key}={getattr(config, key)!r} but "
                                       f"the model it holds has {key}={value!r}; the file was edited")
         state = _state_from_meta(ckpt.meta, config, path)
-        return cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
+        if (config.ema is None) != (ckpt.trained_params is None):
+            raise CheckpointError(
+                f"{path}: its training settings say ema={config.ema!r} but the file "
+                f"{'has no' if ckpt.trained_params is None else 'has'} trained weights beside the "
+                f"averaged ones; the file was edited")
+        trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
+        if ckpt.trained_params is not None:
+            # The file's model holds the average (the trainer's average starts as a copy of
+            # it); training goes on from the trained weights.
+            for name, p in trainer.model.params.items():
+                p[...] = ckpt.trained_params[name]
+        return trainer
 
     def checkpoint_meta(self):
         """The JSON metadata a checkpoint of this run needs to resume it exactly."""
@@ -329,7 +367,7 @@ class Trainer:
         }
 
 
-ADDED_SETTINGS = ("arch", "layers", "kernel_size", "minutes")   # not in checkpoints of version 0.1.0
+ADDED_SETTINGS = ("arch", "layers", "kernel_size", "minutes", "ema")   # not in checkpoints of version 0.1.0
 
 
 def _config_from_meta(settings, path):
