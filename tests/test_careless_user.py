@@ -285,7 +285,7 @@ def test_data_dir_naming_a_file_or_a_missing_folder_is_one_line(command, tmp_pat
 
 
 @pytest.mark.parametrize("option, value", [("--levels", "2"), ("--preset", "seed"), ("--seed", "3"),
-                                           ("--evals", "5"), ("--batch-size", "4")])
+                                           ("--evals", "5"), ("--batch-size", "4"), ("--ema", "0.999")])
 def test_a_resume_refuses_options_it_would_ignore(option, value, capsys):
     assert cli.main(["train", "--resume", "x.npz", option, value]) == 2
     err = capsys.readouterr().err

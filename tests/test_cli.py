@@ -97,6 +97,24 @@ def test_ctrl_c_saves_and_resume_then_matches_a_run_that_was_never_stopped(tmp_p
         np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
 
 
+def test_train_with_ema_saves_and_samples_the_average_and_resumes_from_the_trained_weights(tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "--steps", 5, "--ema", 0.5, *FAST[:-3], "--samples", 2, "--no-progress",
+               "--out", out) == 0
+    ckpt = npc.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.meta["train"]["ema"] == 0.5 and ckpt.trained_params is not None
+    assert any(not np.array_equal(ckpt.model.params[n], ckpt.trained_params[n]) for n in ckpt.trained_params)
+    # The samples at the end of the run come from the model in the file: the average.
+    samples = np.load(out / "samples.npy")
+    expected = npc.sample(ckpt.model, 2, shape=samples.shape[1:], seed=0, method="cached")
+    np.testing.assert_array_equal(samples, expected)
+    # The trainer rebuilt from the file trains on from the trained weights, not the average.
+    trainer = Trainer.resume(out / "checkpoint.npz", np.zeros((8, 12, 12), np.uint8), np.zeros((2, 12, 12), np.uint8))
+    for name, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, ckpt.trained_params[name])
+        np.testing.assert_array_equal(trainer.average.averages[name], ckpt.model.params[name])
+
+
 def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert run("train", "--steps", 30, "--lr", 1e5, *FAST, "--out", out) == 1
@@ -119,6 +137,8 @@ def test_two_and_256_levels_train_from_the_cli(levels, tmp_path):
     (["train", "--lr", "-1"], "--lr must be positive"),
     (["train", "--minutes", "0"], "--minutes must be a number of minutes between 0 and"),
     (["train", "--resume", "x.npz", "--lr", "1e-3"], "cannot change --lr"),
+    (["train", "--ema", "1"], "--ema is the weight average's decay, a number between 0 and 1"),
+    (["train", "--ema", "0"], "--ema is the weight average's decay"),
     (["eval", "--checkpoint", "missing.npz"], "no checkpoint at missing.npz"),
 ])
 def test_bad_options_give_one_clear_line(args, message, capsys):
