@@ -7,7 +7,8 @@ The public API:
 * the models: :class:`PixelCNN`, :class:`GatedPixelCNN` (no blind spot); what every model promises: :class:`AutoregressiveModel`,
   its architectures by name: ``ARCHITECTURES``, :func:`build_model`
 * the loss: :func:`softmax_cross_entropy`, :func:`nats_to_bits`, :func:`nats_per_image`
-* optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`
+* optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`; a moving average of the
+  weights: :class:`WeightAverage`
 * masks: :func:`causal_mask`, :func:`kept_taps`
 * gradient checks: :mod:`npixelcnn.gradcheck`
 * the operations the layers are made of: :mod:`npixelcnn.ops` (``with npc.ops.plain():`` runs them
@@ -30,7 +31,7 @@ from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy, total_n
 from .masks import causal_mask, kept_taps
 from .gated import GatedPixelCNN
 from .model import PixelCNN
-from .optim import SGD, Adam, clip_by_global_norm, global_norm
+from .optim import SGD, Adam, WeightAverage, clip_by_global_norm, global_norm
 from .sampling import CachedPixelCNN, complete, sample
 from .config import PRESETS, TrainConfig, learning_rate
 from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
@@ -47,4 +48,5 @@ __all__ = [
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",
+    "WeightAverage",
 ]
