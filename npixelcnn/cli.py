@@ -113,7 +113,7 @@ def build_parser():
     train.add_argument("--lr", type=float, help="peak learning rate (default: from the preset)")
     train.add_argument("--ema", type=float, metavar="DECAY",
                        help="keep a moving average of the weights with this decay (e.g. 0.9995) and "
-                            "evaluate, sample and save it as the model (default: from the preset, none)")
+                            "evaluate, sample and save it as the model (default: none)")
     train.add_argument("--seed", type=int, help="seeds the weights and the data order (default: 0)")
     train.add_argument("--evals", type=int, help="test-set evaluations, evenly spread, the last at the "
                                                  "end (default: 10)")
