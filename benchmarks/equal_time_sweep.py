@@ -7,9 +7,11 @@ timing 20 steps, then the end moves with the run's own speed), then is scored on
 
     python benchmarks/equal_time_sweep.py --minutes 3 32,5,64,16,6e-3 32,5,64,32,3e-3
     python benchmarks/equal_time_sweep.py --minutes 3 pixelcnn:32,5,64,16,6e-3 gated:32,6,64,16,6e-3
+    python benchmarks/equal_time_sweep.py --minutes 12 gated:32,10,64,16,4e-3,5
 
-Each configuration is [ARCH:]hidden,depth,head,batch,lr, depth being the residual blocks of a
-PixelCNN (the default ARCH) or the gated layers of a Gated PixelCNN ("gated"). Prints one JSON
+Each configuration is [ARCH:]hidden,depth,head,batch,lr[,kernel], depth being the residual
+blocks of a PixelCNN (the default ARCH) or the gated layers of a Gated PixelCNN ("gated"), and
+kernel the gated layers' kernel size (3 if left out; the PixelCNN's are fixed). Prints one JSON
 line per configuration.
 """
 
@@ -28,7 +30,7 @@ from npixelcnn.train import Trainer, steps_for_minutes  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr")
+    parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr[,kernel]")
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--test-images", type=int, default=2000)
@@ -38,11 +40,13 @@ def main():
     test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
     for spec in args.configs:
         arch, _, numbers = spec.rpartition(":")
-        hidden, depth, head, batch, lr = numbers.split(",")
+        hidden, depth, head, batch, lr, *kernel = numbers.split(",")
+        if kernel and arch != "gated":
+            parser.error(f"{spec}: only a gated configuration takes a kernel size")
         depth_name = "layers" if arch == "gated" else "blocks"
         config = TrainConfig(levels=args.levels, arch=arch or "pixelcnn", hidden=int(hidden),
                              head=int(head), batch_size=int(batch), lr=float(lr), warmup_steps=100,
-                             evals=1, **{depth_name: int(depth)})
+                             evals=1, kernel_size=int(kernel[0]) if kernel else 3, **{depth_name: int(depth)})
         trainer = Trainer(config, train_images, test_images)
         config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
