@@ -28,6 +28,22 @@ from npixelcnn.config import TrainConfig  # noqa: E402
 from npixelcnn.train import Trainer, steps_for_minutes  # noqa: E402
 
 
+def parse_config(spec, levels):
+    """A TrainConfig from "[ARCH:]hidden,depth,head,batch,lr[,kernel]"; ValueError if malformed."""
+    arch, _, numbers = spec.rpartition(":")
+    fields = numbers.split(",")
+    if len(fields) not in (5, 6):
+        raise ValueError(f"expected hidden,depth,head,batch,lr[,kernel], got {len(fields)} fields")
+    hidden, depth, head, batch, lr, *kernel = fields
+    model = {"layers" if arch == "gated" else "blocks": int(depth)}
+    if kernel:                                      # else TrainConfig's default kernel size
+        if arch != "gated":
+            raise ValueError("only a gated configuration takes a kernel size")
+        model["kernel_size"] = int(kernel[0])
+    return TrainConfig(levels=levels, arch=arch or "pixelcnn", hidden=int(hidden), head=int(head),
+                       batch_size=int(batch), lr=float(lr), warmup_steps=100, evals=1, **model)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr[,kernel]")
@@ -36,17 +52,15 @@ def main():
     parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    configs = []  # every configuration checked before any trains: a typo in the last one costs nothing
+    for spec in args.configs:
+        try:
+            configs.append((spec, parse_config(spec, args.levels)))
+        except ValueError as error:
+            parser.error(f"{spec}: {error}")
     train_images = npc.quantize(npc.load_mnist("train", args.data_dir)[0], args.levels)
     test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
-    for spec in args.configs:
-        arch, _, numbers = spec.rpartition(":")
-        hidden, depth, head, batch, lr, *kernel = numbers.split(",")
-        if kernel and arch != "gated":
-            parser.error(f"{spec}: only a gated configuration takes a kernel size")
-        depth_name = "layers" if arch == "gated" else "blocks"
-        config = TrainConfig(levels=args.levels, arch=arch or "pixelcnn", hidden=int(hidden),
-                             head=int(head), batch_size=int(batch), lr=float(lr), warmup_steps=100,
-                             evals=1, kernel_size=int(kernel[0]) if kernel else 3, **{depth_name: int(depth)})
+    for spec, config in configs:
         trainer = Trainer(config, train_images, test_images)
         config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
