@@ -233,4 +233,4 @@ def test_the_cli_trains_a_gated_model_and_refuses_a_preset_it_lacks(tmp_path, fe
     assert ckpt.model.config["layers"] == npc.config.GATED_PRESETS["small"]["layers"]
     assert cli.main(["train", "--arch", "gated", "--preset", "seed", "--steps", "1",
                      "--out", str(tmp_path / "other")]) == 2
-    assert "--arch gated has the presets ['medium', 'small'], not 'seed'" in capsys.readouterr().err
+    assert "--arch gated has the presets ['medium', 'medium-k5', 'small'], not 'seed'" in capsys.readouterr().err

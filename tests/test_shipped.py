@@ -124,8 +124,8 @@ def test_the_gradient_reaches_no_later_pixel_and_the_gated_model_has_no_blind_sp
         assert not any(seen[q] for q in wedge), f"{name}: the blind spot should be blind"
         assert seen[i - 1, j + 3] and seen[i - 2, j + 4]
     else:
-        # 10 gated layers of k = 3: every pixel of the 11 rows above within 10 columns
-        # either side, and the 10 to the left on row i, the wedge included.
+        # L gated layers of kernel 2p + 1 reach pL + 1 rows above, pL columns either
+        # side, and pL pixels to the left on row i: the wedge included.
         layers = model.config["layers"] * (model.config["kernel_size"] // 2)
         expected = np.zeros_like(seen)
         expected[max(i - layers - 1, 0):i, max(j - layers, 0):j + layers + 1] = True
