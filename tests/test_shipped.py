@@ -126,10 +126,10 @@ def test_the_gradient_reaches_no_later_pixel_and_the_gated_model_has_no_blind_sp
     else:
         # L gated layers of kernel 2p + 1 reach pL + 1 rows above, pL columns either
         # side, and pL pixels to the left on row i: the wedge included.
-        layers = model.config["layers"] * (model.config["kernel_size"] // 2)
+        reach = model.config["layers"] * (model.config["kernel_size"] // 2)       # pL
         expected = np.zeros_like(seen)
-        expected[max(i - layers - 1, 0):i, max(j - layers, 0):j + layers + 1] = True
-        expected[i, max(j - layers, 0):j] = True
+        expected[max(i - reach - 1, 0):i, max(j - reach, 0):j + reach + 1] = True
+        expected[i, max(j - reach, 0):j] = True
         assert all(seen[q] for q in wedge)
         np.testing.assert_array_equal(seen, expected)
 
