@@ -16,7 +16,8 @@ from npixelcnn.sampling import CachedPixelCNN, draw
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 # file stem -> (architecture, levels)
-SHIPPED = {"pixelcnn_mnist4": ("pixelcnn", 4), "gated_mnist4": ("gated", 4), "mnist256": ("pixelcnn", 256)}
+SHIPPED = {"pixelcnn_mnist4": ("pixelcnn", 4), "gated_mnist4": ("gated", 4), "mnist256": ("pixelcnn", 256),
+           "gated_mnist256": ("gated", 256)}
 SIZE = 28
 # How far float32 rounding alone moves a logit when later pixels change (other values in the
 # same batched products): within 1e-5 at 4 levels; the 256-level model's logits are larger
