@@ -1,8 +1,9 @@
-"""Time npc.evaluate on MNIST test images: each core scoring a part of every batch
-(the default, data parallel) against the whole batch on one model (ops.whole_batches()).
+"""Time npc.evaluate on MNIST test images, with the fast twins on (as the CLI runs it): each
+core scoring a part of every batch (``parallel=True``, the CLI's way) against the whole batch
+on one model (``parallel=False``, the default from Python). ``--batch-size`` compares sizes.
 
     python benchmarks/bench_evaluate.py --checkpoint checkpoints/gated_mnist4.npz --data-dir ../shared/mnist
-    python benchmarks/bench_evaluate.py --checkpoint checkpoints/mnist256.npz --images 2000 --repeats 2
+    python benchmarks/bench_evaluate.py --checkpoint checkpoints/pixelcnn_mnist256.npz --images 2000 --repeats 2
 
 The two ways alternate (data parallel, whole batches, data parallel, ...) in one
 process, so a machine whose speed drifts affects both alike; each line gives the
@@ -15,11 +16,11 @@ import argparse
 import os
 import time
 
-# Before NumPy loads: OpenBLAS's threads stop spinning soon after each product (README, "Where the time goes").
+# Before NumPy loads: OpenBLAS's threads stop spinning soon after each product (docs/results.md, "Where the time goes").
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import npixelcnn as npc  # noqa: E402
-from npixelcnn import fast, ops  # noqa: E402
+from npixelcnn import blas, fast_ops, ops  # noqa: E402
 
 
 def main(argv=None):
@@ -35,17 +36,14 @@ def main(argv=None):
     test = npc.quantize(npc.load_mnist("test", data_dir=args.data_dir, progress=False)[0], model.levels)
     test = test[:args.images]
     print(f"{model!r}; {len(test):,} test images, batches of {args.batch_size}; "
-          f"{fast.WORKERS} worker(s), {fast.blas_threads()} BLAS thread(s)")
-    npc.evaluate(model, test[:args.batch_size], batch_size=args.batch_size)     # warm-up: replicas, buffers
+          f"{fast_ops.WORKERS} worker(s), {blas.blas_threads()} BLAS thread(s)")
+    ops.use_fast(True)
+    npc.evaluate(model, test[:args.batch_size], batch_size=args.batch_size, parallel=True)   # warm-up: replicas, buffers
     seconds = {"data parallel": [], "whole batches": []}
     for _ in range(args.repeats):
         for way in seconds:
             started = time.perf_counter()
-            if way == "whole batches":
-                with ops.whole_batches():
-                    nats = npc.evaluate(model, test, batch_size=args.batch_size)
-            else:
-                nats = npc.evaluate(model, test, batch_size=args.batch_size)
+            nats = npc.evaluate(model, test, batch_size=args.batch_size, parallel=way == "data parallel")
             seconds[way].append(time.perf_counter() - started)
             print(f"{way:>14}: {seconds[way][-1]:6.1f} s, {len(test) / seconds[way][-1]:6.1f} images/s, "
                   f"{npc.nats_to_bits(nats):.6f} bits/dim")

@@ -7,9 +7,11 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py --arch gated-small --levels 4 --levels 256 --breakdown   # what 256 classes cost
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
 
-The step is the one training runs: on two or more cores, each core takes a part
-of the batch with a replica of the model (npixelcnn.fast.DataParallel); --serial
-times the whole batch on one model, its products on every BLAS thread.
+The step is the one the CLI's training runs: the fast twins of the operations on
+(npixelcnn.fast_ops) and, on two or more cores, each core taking a part of the
+batch with a replica of the model (npixelcnn.data_parallel); --serial times the
+whole batch on one model, its products on every BLAS thread; --plain also turns
+the fast twins off (the defaults of a model called from Python).
 
 FLOPs count only the multiply-adds of kept taps (2 FLOPs each), three matrix
 products per convolution: y = cols @ W, dW = cols^T @ dy, dcols = dy @ W^T.
@@ -25,7 +27,6 @@ measured in the same run on the same machine.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -34,21 +35,22 @@ import sys
 import time
 
 # Before NumPy loads: OpenBLAS's threads stop spinning soon after each product,
-# which frees the cores for npixelcnn's threaded element-wise work (README, "Where the time goes").
+# which frees the cores for npixelcnn's threaded element-wise work (docs/results.md, "Where the time goes").
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import npixelcnn as npc  # noqa: E402
 
 import numpy as np  # noqa: E402
-from npixelcnn import fast, ops  # noqa: E402
+from npixelcnn import blas, data_parallel, fast_ops, ops  # noqa: E402
 from npixelcnn.layers import Conv2D, MaskedConv2D  # noqa: E402
 
 ARCHITECTURES = {
     "seed": dict(arch="pixelcnn", hidden=64, blocks=15, head=128),
     "small": dict(arch="pixelcnn", hidden=32, blocks=5, head=128),
-    "medium": dict(arch="pixelcnn", hidden=32, blocks=10, head=64),                    # the medium preset
-    "gated-small": dict(arch="gated", hidden=16, layers=6, kernel_size=3, head=32),    # the gated small preset
-    "gated-medium": dict(arch="gated", hidden=32, layers=10, kernel_size=3, head=64),  # the gated medium preset
+    "medium": dict(arch="pixelcnn", **npc.PixelCNN.presets["medium"].model),
+    "gated-small": dict(arch="gated", **npc.GatedPixelCNN.presets["small"].model),
+    "gated-medium": dict(arch="gated", **npc.GatedPixelCNN.presets["medium"].model),
+    "gated-medium-k5": dict(arch="gated", **npc.GatedPixelCNN.presets["medium-k5"].model),
 }
 TORCH_TWINS = ("seed", "small")        # the architectures torch_train_step.py builds
 TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train_step.py")
@@ -56,8 +58,8 @@ TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_t
 
 def npixelcnn_threads():
     """The threads npixelcnn computes on, which PyTorch gets too: OpenBLAS's for the
-    products, npixelcnn.fast's (one per core this process may use) for the rest."""
-    return max(fast.WORKERS, fast.blas_threads() or 0)
+    products, npixelcnn.fast_ops's (one per core this process may use) for the rest."""
+    return max(fast_ops.WORKERS, blas.blas_threads() or 0)
 
 
 def conv_layers(model):
@@ -132,7 +134,7 @@ def time_by_layer(model, train_step, steps):
     return {label: 1e3 * t / steps for label, t in totals.items()}
 
 
-def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, data_parallel=True):
+def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, parallel=True, fast=True):
     rng = np.random.default_rng(0)
     settings = dict(ARCHITECTURES[arch])
     model = npc.build_model(settings.pop("arch"), dict(levels=levels, **settings), seed=0)
@@ -140,25 +142,27 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, d
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
 
-    def forward_backward(model, x, targets, loss=npc.softmax_cross_entropy):
+    def loss_and_gradients(model, x, targets, loss=npc.softmax_cross_entropy):
         logits = model.forward(x)
         value, dlogits = loss(logits, targets)
         model.backward(dlogits)
         return value
 
-    def train_step(loss=npc.softmax_cross_entropy):     # what Trainer.train_step does
-        ops.forward_backward(lambda model, x, targets: forward_backward(model, x, targets, loss),
-                             model, x, targets)
+    def train_step(loss=npc.softmax_cross_entropy, split=parallel):     # what Trainer.train_step does
+        step = lambda model, x, targets: loss_and_gradients(model, x, targets, loss)  # noqa: E731
+        if split:
+            data_parallel.split_loss_and_gradients(step, model, x, targets)
+        else:
+            step(model, x, targets)
         optimizer.step()
 
-    # --serial: the whole batch on the model itself, as npc.ops.whole_batches() makes every step.
-    with contextlib.nullcontext() if data_parallel else ops.whole_batches():
+    with ops.fast(fast):
         step_ms = median_ms(train_step, steps, warmup)
+        # The breakdown times the model's own layers, so no replicas.
+        layer_ms = time_by_layer(model, lambda loss: train_step(loss, split=False), steps) if breakdown else None
     shapes = matmul_shapes(model, batch_size * size * size)
     flops = sum(3 * 2 * m * k * n for m, k, n in shapes)
     matmul_ms = time_matmuls(shapes, steps, rng)
-    with ops.whole_batches():          # the breakdown times the model's own layers, so no replicas
-        layer_ms = time_by_layer(model, train_step, steps) if breakdown else None
     step_gflops = flops / step_ms / 1e6
     matmul_gflops = flops / matmul_ms / 1e6
     return {
@@ -198,7 +202,10 @@ def main():
     parser.add_argument("--breakdown", action="store_true", help="also print ms per step by layer kind")
     parser.add_argument("--serial", action="store_true",
                         help="time the step without data parallelism (the whole batch on one model, "
-                             "the products on all BLAS threads), as before npixelcnn.fast.DataParallel")
+                             "the products on all BLAS threads): Trainer's default (parallel=False)")
+    parser.add_argument("--plain", action="store_true",
+                        help="with --serial: the plain operations of npixelcnn.ops, not their fast twins "
+                             "(a model called from Python with the defaults)")
     parser.add_argument("--torch-python", metavar="PATH", default=None,
                         help="also time PyTorch with this interpreter (its own process), after npixelcnn")
     args = parser.parse_args()
@@ -211,11 +218,13 @@ def main():
             parser.error(str(error))
     threads = npixelcnn_threads()
     print(f"batch {args.batch_size}, 28x28; median of {args.steps} steps after {args.warmup} warm-up; "
-          f"npixelcnn on {threads} threads (BLAS {fast.blas_threads() or 'not OpenBLAS'}, element-wise {fast.WORKERS}); "
-          + ("serial step" if args.serial or fast.WORKERS == 1 else f"data parallel step ({fast.WORKERS} replicas)"))
+          f"npixelcnn on {threads} threads (BLAS {blas.blas_threads() or 'not OpenBLAS'}, element-wise "
+          f"{fast_ops.WORKERS}); " + ("serial step" if args.serial or args.plain or fast_ops.WORKERS == 1
+                                      else f"data parallel step ({fast_ops.WORKERS} replicas)")
+          + (", plain operations" if args.plain else ", fast twins"))
     for arch, levels in ((arch, levels) for arch in archs for levels in levels_list):
         r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown,
-                  data_parallel=not args.serial)
+                  parallel=not (args.serial or args.plain), fast=not args.plain)
         print(
             f"{r['arch']:>12}, {levels:3d} levels: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "

@@ -9,8 +9,9 @@ timing 20 steps, then the end moves with the run's own speed), then is scored on
     python benchmarks/equal_time_sweep.py --minutes 3 pixelcnn:32,5,64,16,6e-3 gated:32,6,64,16,6e-3
     python benchmarks/equal_time_sweep.py --minutes 12 gated:32,10,64,16,4e-3,5
 
-Each configuration is [ARCH:]hidden,depth,head,batch,lr[,kernel], depth being the residual
-blocks of a PixelCNN (the default ARCH) or the gated layers of a Gated PixelCNN ("gated"), and
+Each configuration is [ARCH:]width,depth,head,batch,lr[,kernel]: width is a PixelCNN's hidden
+(the default ARCH) or a Gated PixelCNN's channels ("gated"), depth its residual blocks or its
+gated layers, and
 kernel the gated layers' kernel size (3 if left out; the PixelCNN's are fixed). Prints one JSON
 line per configuration.
 """
@@ -20,12 +21,13 @@ import json
 import os
 
 # Before NumPy loads: OpenBLAS's threads stop spinning soon after each product,
-# which frees the cores for npixelcnn's threaded element-wise work (README, "Where the time goes").
+# which frees the cores for npixelcnn's threaded element-wise work (docs/results.md, "Where the time goes").
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import npixelcnn as npc  # noqa: E402
 from npixelcnn.config import TrainConfig  # noqa: E402
-from npixelcnn.train import Trainer, steps_for_minutes  # noqa: E402
+from npixelcnn.run_control import steps_for_minutes  # noqa: E402
+from npixelcnn.train import Trainer  # noqa: E402
 
 
 def parse_config(spec, levels):
@@ -35,13 +37,14 @@ def parse_config(spec, levels):
     if len(fields) not in (5, 6):
         raise ValueError(f"expected hidden,depth,head,batch,lr[,kernel], got {len(fields)} fields")
     hidden, depth, head, batch, lr, *kernel = fields
-    model = {"layers" if arch == "gated" else "blocks": int(depth)}
+    model = {"channels" if arch == "gated" else "hidden": int(hidden), "head": int(head),
+             "layers" if arch == "gated" else "blocks": int(depth)}
     if kernel:                                      # else TrainConfig's default kernel size
         if arch != "gated":
             raise ValueError("only a gated configuration takes a kernel size")
         model["kernel_size"] = int(kernel[0])
-    return TrainConfig(levels=levels, arch=arch or "pixelcnn", hidden=int(hidden), head=int(head),
-                       batch_size=int(batch), lr=float(lr), warmup_steps=100, evals=1, **model)
+    return TrainConfig(levels=levels, arch=arch or "pixelcnn", model=model,
+                       batch_size=int(batch), lr=float(lr), warmup_steps=100, evals=1)
 
 
 def main():
@@ -52,6 +55,7 @@ def main():
     parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    npc.ops.use_fast(True)                          # as the CLI trains
     configs = []  # every configuration checked before any trains: a typo in the last one costs nothing
     for spec in args.configs:
         try:
@@ -61,7 +65,7 @@ def main():
     train_images = npc.quantize(npc.load_mnist("train", args.data_dir)[0], args.levels)
     test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
     for spec, config in configs:
-        trainer = Trainer(config, train_images, test_images)
+        trainer = Trainer(config, train_images, test_images, parallel=True)     # as the CLI trains
         config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
         trainer.run(progress=False)

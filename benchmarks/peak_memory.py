@@ -1,6 +1,6 @@
 """Peak memory (resident set size) of evaluation and sampling, each job in its own process.
 
-    python benchmarks/peak_memory.py --checkpoint checkpoints/mnist256.npz --data-dir ../shared/mnist
+    python benchmarks/peak_memory.py --checkpoint checkpoints/pixelcnn_mnist256.npz --data-dir ../shared/mnist
     python benchmarks/peak_memory.py --arch gated --levels 256 --data-dir ../shared/mnist   # random weights
 
 Jobs: ``evaluate`` scores the whole test set (batches of 50, as the CLI does);

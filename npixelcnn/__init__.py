@@ -4,24 +4,26 @@ The public API:
 
 * layers: :class:`MaskedConv2D`, :class:`Conv2D`, :class:`ReLU`, :class:`Sequential`,
   :class:`Residual`, :class:`ResidualBlock`
-* the models: :class:`PixelCNN`, :class:`GatedPixelCNN` (no blind spot); what every model promises: :class:`AutoregressiveModel`,
-  its architectures by name: ``ARCHITECTURES``, :func:`build_model`
+* the models: :class:`PixelCNN`, :class:`GatedPixelCNN` (no blind spot), each with its ``presets``;
+  what every model promises: :class:`AutoregressiveModel`, its architectures by name:
+  ``ARCHITECTURES``, :func:`build_model`, a model size with its training settings: :class:`Preset`
 * the loss: :func:`softmax_cross_entropy`, :func:`nats_to_bits`, :func:`nats_per_image`
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`; a moving average of the
   weights: :class:`WeightAverage`
 * masks: :func:`causal_mask`, :func:`kept_taps`
 * gradient checks: :mod:`npixelcnn.gradcheck`
-* the operations the layers are made of: :mod:`npixelcnn.ops` (``with npc.ops.plain():`` runs them
-  without their fast twins of :mod:`npixelcnn.fast`)
+* the operations the layers are made of: :mod:`npixelcnn.ops`, plain NumPy by default
+  (``npc.ops.use_fast(True)`` switches to their fast twins, :mod:`npixelcnn.fast_ops`)
 * data: :func:`load_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
-* training: :class:`Trainer`, :func:`evaluate`; its settings: :class:`TrainConfig`, ``PRESETS``
+* training: :class:`Trainer`, :func:`evaluate` (``parallel=True``: the batch split over the cores);
+  its settings: :class:`TrainConfig` (``TrainConfig.from_preset``)
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
 * sampling: :func:`sample`, :func:`complete`, :class:`CachedPixelCNN`
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
 """
 
 from . import gradcheck, ops
-from .autoregressive import ARCHITECTURES, AutoregressiveModel, build_model
+from .autoregressive import ARCHITECTURES, AutoregressiveModel, Preset, build_model
 from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .data import MNISTDownloadError, dequantize, load_mnist, quantize, to_model_input
@@ -32,17 +34,18 @@ from .masks import causal_mask, kept_taps
 from .gated import GatedPixelCNN
 from .model import PixelCNN
 from .optim import SGD, Adam, WeightAverage, clip_by_global_norm, global_norm
-from .sampling import CachedPixelCNN, complete, sample
-from .config import PRESETS, TrainConfig, learning_rate
-from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
+from .sampling import CachedPixelCNN, PlainCachedPixelCNN, complete, sample
+from .config import TrainConfig, learning_rate
+from .run_control import steps_for_minutes
+from .train import Trainer, TrainingDiverged, evaluate
 from .viz import image_grid, plot_completions, plot_history, save_image_grid, show_levels
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES", "AutoregressiveModel", "GatedPixelCNN", "Residual", "build_model",
-    "Adam", "CachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
-    "MaskedConv2D", "Module", "PRESETS", "PixelCNN", "ReLU", "ResidualBlock", "SGD",
+    "Adam", "CachedPixelCNN", "PlainCachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
+    "MaskedConv2D", "Module", "PixelCNN", "Preset", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
     "clip_by_global_norm", "col2im", "ops", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",

@@ -1,11 +1,12 @@
 """``python -m npixelcnn``: see :mod:`npixelcnn.cli`.
 
-After each matrix product OpenBLAS's worker threads keep spinning for about
-0.1 s, holding the cores that npixelcnn's own threads need for the
-element-wise work that follows (see npixelcnn/fast.py); measured on 2
-cores, a seed training step took 2.36 s with the default and 1.77 s with
-OPENBLAS_THREAD_TIMEOUT=4. OpenBLAS reads that variable once, when NumPy loads
-it, and by the time this file runs NumPy is loaded (``python -m`` imports the
+After each matrix product OpenBLAS's worker threads keep spinning for a while,
+holding the cores that npixelcnn's own threads need for the element-wise work
+that follows (npixelcnn/fast_ops.py, npixelcnn/data_parallel.py);
+OPENBLAS_THREAD_TIMEOUT=4 makes them sleep soon after (compare
+``OPENBLAS_THREAD_TIMEOUT=4 python benchmarks/bench_train_step.py`` with the
+variable set to 0). OpenBLAS reads that variable once, when NumPy loads it,
+and by the time this file runs NumPy is loaded (``python -m`` imports the
 package first). So when the variable is not set, the command starts itself
 again with it set: the setting is made here, by the entry point, never as a
 side effect of ``import npixelcnn``.

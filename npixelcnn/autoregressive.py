@@ -15,13 +15,19 @@ a model. They rely on this contract only:
 * ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
   ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
 * ``model.pixel_layers()``: the layers in the order the data flows through
-  them. The cached sampler (:mod:`npixelcnn.cached_sampler`) steps through
-  this list one pixel at a time, by each layer's kind, never by its name.
+  them. The cached samplers step through this list one pixel at a time, by
+  each layer's kind, never by its name;
+* ``presets`` (a class attribute): named :class:`Preset` s, the model's sizes
+  and the training settings measured to suit them, for ``train --preset``;
+  the first one is the default.
 
-A new architecture subclasses :class:`AutoregressiveModel` with its name,
-``class GatedPixelCNN(AutoregressiveModel, arch="gated")``, and the rest of
-the package can train, save, load, evaluate and sample it.
+A new architecture is one module: a subclass of :class:`AutoregressiveModel`
+that gives its name, ``class GatedPixelCNN(AutoregressiveModel, arch="gated")``,
+and its presets. The rest of the package (training, checkpoints, evaluation,
+sampling, the CLI) then takes it without any table being edited.
 """
+
+from dataclasses import dataclass, field
 
 from .blocks import Sequential
 from .validation import check_activations, check_finite
@@ -29,6 +35,20 @@ from .validation import check_activations, check_finite
 # name -> class, filled by every subclass that gives arch="..."; importing the
 # package imports every model module (npixelcnn/__init__.py), so all are here.
 ARCHITECTURES = {}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model size and the training settings measured to suit it.
+
+    model: the architecture's own settings, e.g. ``{"hidden": 32, "blocks": 5, "head": 64}``
+        (not ``levels``: a run chooses its levels).
+    training: settings of :class:`~npixelcnn.config.TrainConfig`, e.g.
+        ``{"batch_size": 16, "lr": 6e-3, "warmup_steps": 100}``.
+    """
+
+    model: dict
+    training: dict = field(default_factory=dict)
 
 
 class AutoregressiveModel(Sequential):
@@ -41,6 +61,9 @@ class AutoregressiveModel(Sequential):
     in_channels = 1     # grey images
     levels = None
     config = None
+    presets = {}        # name -> Preset; the first is the default of ``train``
+    # Settings that checkpoints of earlier versions saved under another name: {old: new}.
+    renamed_settings = {}
 
     def __init_subclass__(cls, arch=None, **kwargs):
         super().__init_subclass__(**kwargs)

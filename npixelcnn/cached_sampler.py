@@ -1,26 +1,26 @@
-"""The cached sampler: one pixel's worth of every layer per generated pixel.
+"""The cached sampler, fast: one pixel's worth of every layer per generated pixel.
 
-Every layer's activation at pixel p depends only on pixels before p (the masks
-see to that), so once computed it never changes. :class:`CachedPixelCNN`
-computes each layer at the one pixel being generated and keeps only what later
-pixels will read; a whole image then costs about one full forward pass (the
-idea of Fast PixelCNN++, Ramachandran et al., 2017, "Fast Generation for
-Convolutional Autoregressive Models"). :mod:`npixelcnn.sampling` drives it
-pixel by pixel; it is tested equal to the naive loop there.
-
-It works for any model that honours the contract of
-:mod:`npixelcnn.autoregressive`: it walks ``model.pixel_layers()`` and gives
-each layer a *step* that computes it at one pixel, chosen by the layer's kind,
-never by its name (:mod:`npixelcnn.pixel_steps`).
+The idea, and its plain version, are in :mod:`npixelcnn.plain_sampler`:
+every layer's activation at pixel p depends only on pixels before p, so each
+layer is computed once, at the pixel being generated, keeping what later
+pixels will read. :class:`CachedPixelCNN` computes the same numbers with the
+fast steps of :mod:`npixelcnn.pixel_steps` and :mod:`npixelcnn.gated_steps`,
+and fills the part of a completion that is given in one batched forward pass.
+:mod:`npixelcnn.sampling` drives it pixel by pixel (``method="cached"``); the
+tests hold it equal to the plain sampler and to the naive loop.
 """
 
 import numpy as np
 
 from .autoregressive import check_model
 from .data import to_model_input
-from . import gated_steps  # noqa: F401  (adds the Gated PixelCNN's steps to pixel_steps.STEPS)
-from .pixel_steps import Rows, allow_in_place, step_for, walk
+from .pixel_steps import Rows, allow_in_place
+from .steps import FastStep, check_first_step, walk
 from .validation import check_image_shape, check_positive_int
+
+# The steps of every layer kind, each registered where it is defined: importing
+# these modules fills FastStep.registry.
+from . import gated_steps, pixel_steps  # noqa: F401
 
 
 class CachedPixelCNN:
@@ -44,10 +44,12 @@ class CachedPixelCNN:
     into a (B, T*C_in) row) and one matrix product with the layer's kept
     weights: the same products as the full forward pass, one pixel at a time.
 
-    A step costs those products plus a few NumPy calls per layer, each a few
-    microseconds. What keeps the rest small:
+    A step costs those products plus a few small NumPy calls per layer, each
+    with a fixed cost that does not shrink with the rows (``python
+    benchmarks/bench_sampling.py --profile`` shows where the time goes). What
+    keeps the rest small:
 
-    * the products run on one BLAS thread (``ops.one_blas_thread``);
+    * the products run on one BLAS thread (``blas.one_blas_thread``, set by the driver in sampling.py);
     * every row passed from layer to layer, (B, C + 1), carries a trailing 1,
       the input that multiplies the bias, folded into the weights as one more
       row: ``[x, 1] @ [[W], [b]] = x @ W + b``. That saves the bias additions,
@@ -85,14 +87,11 @@ class CachedPixelCNN:
             raise ValueError(f"CachedPixelCNN draws one value per pixel; {type(model).__name__} has "
                              f"{model.in_channels} input channels")
         rows = Rows(batch, self.dtype)
-        self.steps = [step_for(layer, self.shape, rows) for layer in model.pixel_layers()]
+        self.steps = [FastStep.for_layer(layer, self.shape, rows) for layer in model.pixel_layers()]
         allow_in_place(self.steps)
         self.first = self.steps[0]
-        if getattr(self.first, "reads_own_pixel", True):
-            raise ValueError(f"CachedPixelCNN: the first layer of {type(model).__name__} must be a "
-                             f"convolution that does not read the pixel it predicts (mask A), "
-                             f"got {self.first.layer!r}")
-        self.inputs = [ring for step in walk(self.steps) for ring in getattr(step, "inputs", ())]
+        check_first_step(self.first, model, "CachedPixelCNN")
+        self.inputs = [ring for step in walk(self.steps) for ring in step.inputs]
         # The model's input for each level, from to_model_input itself (then the
         # model's dtype, as the naive loop does), so both loops see the same numbers.
         every_level = np.arange(model.levels).reshape(1, 1, model.levels)

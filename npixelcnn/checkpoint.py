@@ -11,7 +11,8 @@ Layout of the archive (``np.savez``, read back with ``allow_pickle=False``):
   model's class in :data:`~npixelcnn.autoregressive.ARCHITECTURES`, "pixelcnn"
   if absent, and ``model``, its settings), the optimizer's settings and
   step count, the training state (step, data order), metrics and the command
-  that made the file.
+  that made the file. :mod:`npixelcnn.checkpoint_meta` reads it back, files
+  of earlier versions included.
 
 Nothing in the file is a pickled Python object, so loading one cannot run code.
 Writes are atomic: the archive is written to a temporary file in the same
@@ -26,17 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .autoregressive import ARCHITECTURES, AutoregressiveModel, check_model
+from .autoregressive import AutoregressiveModel, check_model
+from .checkpoint_meta import CheckpointError, architecture_of, model_settings
 from .files import write_atomically
 from .layers import Conv2D
 from .optim import Adam
 
 FORMAT = "npixelcnn-checkpoint"
-VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file that is not a valid npixelcnn checkpoint."""
+# 2: the training settings hold the architecture's own settings under "model" (1: one flat dict).
+VERSION = 2
 
 
 @dataclass
@@ -136,12 +135,9 @@ def load_checkpoint(path):
 
 def _rebuild(path, arrays):
     meta = _read_meta(path, arrays)
-    arch = meta.get("arch", "pixelcnn")           # files written before other architectures existed
-    if arch not in ARCHITECTURES:
-        raise CheckpointError(f"{path} holds a model of architecture {arch!r}, which this npixelcnn "
-                              f"does not know (it knows {sorted(ARCHITECTURES)})")
+    settings = model_settings(meta, path)
     try:
-        model = ARCHITECTURES[arch](**meta["model"])
+        model = architecture_of(meta, path)(**settings)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid architecture {meta['model']}: {err}") from None
     _copy_into(path, model.params, arrays, "param", meta["model"])
@@ -177,7 +173,7 @@ def _read_meta(path, arrays):
         raise CheckpointError(f"{path}: its metadata is not valid JSON: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
         raise CheckpointError(f"{path}: its metadata does not describe an npixelcnn checkpoint")
-    if not isinstance(meta.get("version"), int):
+    if isinstance(meta.get("version"), bool) or not isinstance(meta.get("version"), int) or meta["version"] < 1:
         raise CheckpointError(f"{path}: its metadata has no integer format version")
     if meta["version"] > VERSION:
         raise CheckpointError(

@@ -13,16 +13,17 @@ import argparse
 import shlex
 import sys
 
+from . import ops
+from .autoregressive import ARCHITECTURES
 from .checkpoint import CheckpointError
 from .commands import RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
-from .config import PRESETS_BY_ARCH
 from .data import MNISTDownloadError
 from .files import FolderInUseError, describe_os_error
 from .sampling import METHODS
 from .train import TrainingDiverged
 
 TRAIN_EXAMPLES = """examples:
-  python -m npixelcnn train                                  # recommended: small preset, 4 levels, 15 minutes
+  python -m npixelcnn train                                  # recommended: PixelCNN small, 4 levels, 15 minutes
   python -m npixelcnn train --levels 4 --preset small --minutes 15 --out runs/small
   python -m npixelcnn train --preset seed --epochs 1 --batch-size 64 --lr 1e-3
   python -m npixelcnn train --levels 2 --steps 200 --out runs/binary
@@ -61,7 +62,10 @@ def main(argv=None):
         return 2
     args.command_line = "python -m npixelcnn " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        return args.run(args)
+        # A command does the work of a user's run: the fast twins of the operations are on
+        # (npixelcnn.ops), and training and evaluation split each batch over the cores.
+        with ops.fast():
+            return args.run(args)
     except (UsageError, CheckpointError, MNISTDownloadError, FolderInUseError, ValueError) as err:
         return fail(err, 2)
     except OSError as err:           # a folder that is a file, read-only, missing, ...
@@ -92,16 +96,18 @@ def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
 
     train = commands.add_parser(
-        "train", help="train a PixelCNN on MNIST", epilog=TRAIN_EXAMPLES, formatter_class=formatter,
-        description="Train a PixelCNN on quantised MNIST. Writes OUT/checkpoint.npz (updated after "
+        "train", help="train a model (PixelCNN or Gated PixelCNN) on MNIST", epilog=TRAIN_EXAMPLES,
+        formatter_class=formatter,
+        description="Train a model of the PixelCNN family on quantised MNIST. Writes OUT/checkpoint.npz (updated after "
                     "every test evaluation and when the run ends, Ctrl-C included), OUT/metrics.json, "
                     "OUT/loss_curve.png and OUT/samples.png.")
-    train.add_argument("--arch", choices=sorted(PRESETS_BY_ARCH),
-                       help="pixelcnn (van den Oord et al. 2016a, the seed's model; default) or gated "
-                            "(the Gated PixelCNN of 2016b: no blind spot)")
-    train.add_argument("--preset", choices=sorted({p for presets in PRESETS_BY_ARCH.values() for p in presets}),
-                       help="size and training settings (default: small, the CPU one); "
-                            + "; ".join(f"{arch}: {', '.join(presets)}" for arch, presets in PRESETS_BY_ARCH.items()))
+    train.add_argument("--arch", choices=sorted(ARCHITECTURES),
+                       help="the model: pixelcnn (van den Oord et al. 2016a, the seed's model; default) or "
+                            "gated (the Gated PixelCNN of 2016b: no blind spot)")
+    train.add_argument("--preset", choices=sorted({p for cls in ARCHITECTURES.values() for p in cls.presets}),
+                       help="the architecture's size and training settings (default: its first); "
+                            + "; ".join(f"{arch}: {', '.join(cls.presets)}" for arch, cls in ARCHITECTURES.items()
+                                        if cls.presets))
     train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,
@@ -120,7 +126,7 @@ def build_parser():
     train.add_argument("--samples", type=int, default=16, help="images to sample at the end (0: none)")
     train.add_argument("--data-dir", help="folder with the MNIST .gz files (default: $NPIXELCNN_DATA or "
                                           "~/.cache/npixelcnn/mnist, downloaded if missing)")
-    train.add_argument("--out", help="output folder (default: runs/PRESET-LEVELS-TIME)")
+    train.add_argument("--out", help="output folder (default: runs/ARCH-PRESET-LLEVELS-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT "
                                                               "(in its folder, or in --out)")
     train.add_argument("--overwrite", action="store_true",

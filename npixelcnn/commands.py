@@ -8,18 +8,19 @@ and cannot go on raises :class:`RunFailed` (exit status 1).
 
 import math
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
+from .autoregressive import ARCHITECTURES
 from .checkpoint import load_checkpoint
-from .config import PRESETS_BY_ARCH, TrainConfig, steps_for_epochs
+from .config import TrainConfig, steps_for_epochs
 from .data import check_data_dir, load_mnist, quantize
 from .files import check_writable_folder, claim_folder, describe_os_error, write_json_atomically, write_npy_atomically
 from .losses import nats_per_image, nats_to_bits
 from .sampling import complete, sample
-from .train import Trainer, TrainingDiverged, evaluate, steps_for_minutes
+from .run_control import steps_for_minutes
+from .train import Trainer, TrainingDiverged, evaluate
 from .validation import check_levels
 from .viz import plot_completions, plot_history, save_image_grid
 
@@ -33,8 +34,9 @@ class RunFailed(Exception):
 
 
 MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
-# A new run's defaults; a resume takes all of them from its checkpoint, and refuses them as options.
-NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset="small", levels=4, seed=0, evals=10)
+# A new run's defaults (the preset: the architecture's first); a resume takes all of them
+# from its checkpoint, and refuses them as options.
+NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10)
 TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", *NEW_RUN_DEFAULTS)
 
 
@@ -46,6 +48,11 @@ def run_train(args):
         for name, value in NEW_RUN_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
+        presets = ARCHITECTURES[args.arch].presets
+        if args.preset is None:
+            args.preset = next(iter(presets))
+        elif args.preset not in presets:
+            raise UsageError(f"--arch {args.arch} has the presets {sorted(presets)}, not {args.preset!r}")
     out = output_folder(args)
     with claim_folder(out):          # one run per folder, until this one ends
         trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
@@ -147,34 +154,23 @@ def check_train_options(args):
 
 
 def output_folder(args):
-    """The run's folder: --out, else the resumed checkpoint's folder, else runs/[gated-]PRESET-LLEVELS-TIME."""
+    """The run's folder: --out, else the resumed checkpoint's folder, else runs/ARCH-PRESET-LLEVELS-TIME."""
     if args.out:
         return Path(args.out)
     if args.resume:
         return Path(args.resume).parent
-    arch = "" if args.arch == "pixelcnn" else f"{args.arch}-"
-    return Path(f"runs/{arch}{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return Path(f"runs/{args.arch}-{args.preset}-L{args.levels}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def new_trainer(args, out):
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists():
         raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
-    presets = PRESETS_BY_ARCH[args.arch]
-    if args.preset not in presets:
-        raise UsageError(f"--arch {args.arch} has the presets {sorted(presets)}, not {args.preset!r}")
-    preset = dict(presets[args.preset])
-    if args.batch_size is not None:
-        preset["batch_size"] = args.batch_size
-    if args.lr is not None:
-        preset["lr"] = args.lr
-    if args.ema is not None:
-        preset["ema"] = args.ema
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(arch=args.arch, levels=args.levels, seed=args.seed, evals=args.evals,
-                         **{k: v for k, v in preset.items() if k in known})
+    chosen = {name: getattr(args, name) for name in ("batch_size", "lr", "ema") if getattr(args, name) is not None}
+    config = TrainConfig.from_preset(args.arch, args.preset, levels=args.levels, seed=args.seed,
+                                     evals=args.evals, **chosen)
     train_images, test_images = load_levels(args.data_dir, config.levels)
-    trainer = Trainer(config, train_images, test_images)
+    trainer = Trainer(config, train_images, test_images, parallel=True)
     if args.steps is not None:
         config.total_steps = args.steps
     elif args.epochs is not None:
@@ -199,7 +195,7 @@ def seconds_per_evaluation(trainer, probe_images=100):
     """Estimated seconds for one test-set evaluation, from timing a few test images."""
     probe = trainer.test_images[:probe_images]
     started = time.perf_counter()
-    evaluate(trainer.model, probe)
+    evaluate(trainer.model, probe, parallel=trainer.parallel)
     return (time.perf_counter() - started) * len(trainer.test_images) / len(probe)
 
 
@@ -211,7 +207,7 @@ def resume_trainer(args, out):
                          f"{resumed} there would replace it. Choose another --out, or add --overwrite")
     ckpt = load_checkpoint(args.resume)
     train_images, test_images = load_levels(args.data_dir, ckpt.model.levels)
-    trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume)
+    trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume, parallel=True)
     print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")
     return trainer
 
@@ -238,7 +234,7 @@ def run_eval(args):
     test_images, _ = load_mnist("test", args.data_dir)
     levels_images = quantize(test_images, model.levels)
     started = time.perf_counter()
-    nats = evaluate(model, levels_images, batch_size=args.batch_size, progress=True)
+    nats = evaluate(model, levels_images, batch_size=args.batch_size, progress=True, parallel=True)
     seconds = time.perf_counter() - started
     print(f"checkpoint: {args.checkpoint} ({model})")
     print(f"test set: {len(levels_images)} images, {model.levels} levels")

@@ -1,4 +1,5 @@
-"""What defines a training run: presets, :class:`TrainConfig`, and the schedules
+"""What defines a training run: :class:`TrainConfig` (training settings plus the
+model's own settings; each architecture keeps its presets in its own module), and the schedules
 that depend only on it (the learning rate at each step, the steps after which
 the test set is scored, the number of steps in some epochs).
 
@@ -8,34 +9,10 @@ lets a resumed run continue bit for bit (see :mod:`npixelcnn.train`).
 
 import inspect
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 
 from .autoregressive import ARCHITECTURES
 from .validation import check_levels, check_positive_int, check_positive_number, check_real
-
-# Presets: an architecture and the training settings measured to suit it.
-# "small" is what two CPU cores train well in minutes and "medium" what they
-# train well in two hours (see the README for the measurements behind them);
-# "seed" is the seed tutorial's architecture.
-PRESETS = {
-    "small": dict(hidden=32, blocks=5, head=64, batch_size=16, lr=6e-3, warmup_steps=100),
-    "medium": dict(hidden=32, blocks=10, head=64, batch_size=32, lr=3e-3, warmup_steps=200),
-    "seed": dict(hidden=64, blocks=15, head=128, batch_size=64, lr=2e-3, warmup_steps=200),
-}
-
-# The same for the Gated PixelCNN (``--arch gated``): presets by architecture. "small" won a
-# 3-minute equal-time sweep of four gated configurations (README). "medium": 10 layers of
-# k = 3 see 11 rows up, and batches of 16 give twice the updates of 32 in the same time; its
-# 2-hour runs all ended at 0.2004 bits/dim. "medium-k5" is the same with 5x5 kernels: each
-# step costs about twice as much, but 10 layers see 21 rows up, and in 2 hours on 2 cores it
-# trains the shipped checkpoint (checkpoints/gated_mnist4.npz, README). A wider, deeper one
-# (h=48, 12 layers of k = 3, head 96, the same schedule) scored worse than "medium" (README).
-GATED_PRESETS = {
-    "small": dict(hidden=16, layers=6, head=32, batch_size=16, lr=6e-3, warmup_steps=100),
-    "medium": dict(hidden=32, layers=10, head=64, batch_size=16, lr=4e-3, warmup_steps=200),
-    "medium-k5": dict(hidden=32, layers=10, kernel_size=5, head=64, batch_size=16, lr=4e-3, warmup_steps=200),
-}
-PRESETS_BY_ARCH = {"pixelcnn": PRESETS, "gated": GATED_PRESETS}      # the key names the architecture
 
 
 @dataclass
@@ -45,10 +22,10 @@ class TrainConfig:
     arch: the model's architecture, a name in ``ARCHITECTURES`` (see
         :mod:`npixelcnn.autoregressive`); "pixelcnn" is :class:`PixelCNN`,
         "gated" :class:`GatedPixelCNN`.
-    levels, hidden, blocks, head, layers, kernel_size: the model's settings;
-        each architecture takes those its class names (PixelCNN: levels,
-        hidden, blocks, head; GatedPixelCNN: levels, hidden, layers,
-        kernel_size, head), see :meth:`model_config`.
+    levels: the intensity levels of the data and of the model's output.
+    model: the architecture's own settings, by the names its class takes
+        (PixelCNN: hidden, blocks, head; GatedPixelCNN: channels, layers,
+        kernel_size, head); a setting left out takes the class's default.
     batch_size, lr: minibatch size and Adam's peak learning rate.
     warmup_steps: the learning rate rises linearly from 0 over these steps...
     final_lr_fraction: ...then follows a cosine down to lr * this at the last step.
@@ -66,13 +43,9 @@ class TrainConfig:
     seed: seeds both the weights and the data order.
     """
 
-    levels: int = 4
     arch: str = "pixelcnn"
-    hidden: int = 32
-    blocks: int = 5
-    head: int = 64
-    layers: int = 8
-    kernel_size: int = 3
+    levels: int = 4
+    model: dict = field(default_factory=dict)
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 100
@@ -84,21 +57,45 @@ class TrainConfig:
     evals: int = 10
     seed: int = 0
 
-    def model_config(self):
-        """The settings the architecture's class takes, from this config (``model.config``)."""
-        takes = inspect.signature(ARCHITECTURES[self.arch]).parameters
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in takes and f.name != "seed"}
+    @classmethod
+    def from_preset(cls, arch, preset, **settings):
+        """The config of ``arch``'s preset ``preset`` (see ``ARCHITECTURES[arch].presets``),
+        with any setting of this class given in ``settings`` instead of the preset's."""
+        presets = architecture(arch).presets
+        if preset not in presets:
+            raise ValueError(f"architecture {arch!r} has the presets {sorted(presets)}, not {preset!r}")
+        chosen = presets[preset]
+        return cls(**{"arch": arch, "model": dict(chosen.model), **chosen.training, **settings})
+
+    def model_settings(self):
+        """The keyword arguments that build the model: ``levels`` and the architecture's own settings."""
+        return {"levels": self.levels, **self.model}
+
+
+def architecture(arch):
+    """The model class registered under the name ``arch``; a clear error for an unknown name."""
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch]
 
 
 def check_train_config(config):
     """Raise a clear TypeError or ValueError for a setting no run can use.
 
     Called for every new :class:`Trainer`, and so for every resumed checkpoint.
-    The architecture's settings (hidden, blocks, head) are checked by its class.
+    The values of the architecture's own settings are checked by its class.
     """
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    model_class = architecture(config.arch)
     check_levels(config.levels)
+    if not isinstance(config.model, dict) or not all(isinstance(name, str) for name in config.model):
+        raise TypeError(f"model must be a dict of the architecture's settings by name, got {config.model!r}")
+    if "levels" in config.model or "seed" in config.model:
+        raise ValueError("model holds the architecture's own settings; levels and seed are settings of "
+                         "the run (TrainConfig.levels, TrainConfig.seed)")
+    own = [name for name in inspect.signature(model_class).parameters if name not in ("levels", "seed")]
+    unknown = sorted(set(config.model) - set(own))
+    if unknown:
+        raise ValueError(f"the architecture {config.arch!r} has no settings {unknown}; its settings are {own}")
     check_positive_int(config.batch_size, "batch_size")
     check_positive_number(config.lr, "lr")
     check_positive_int(config.warmup_steps, "warmup_steps", minimum=0)

@@ -1,36 +1,127 @@
-"""The Gated PixelCNN's layers at one pixel, for the cached sampler.
+"""The Gated PixelCNN's layers at one pixel: the steps of both cached samplers.
 
-A gated layer (:class:`~npixelcnn.gated.GatedLayer`) has two stacks, and they
-are cached differently:
+A gated layer (:class:`~npixelcnn.gated.GatedLayer`) computes (gated.py)::
+
+    v_pre = vertical(v);  v' = gate(v_pre)
+    h_pre = horizontal(h) + link(shift_down(v_pre));  h' = h + out(gate(h_pre))
+
+(the first layer: v = h = the image, and no residual). Its two stacks are
+cached differently:
 
 * the **vertical stack** at row r reads rows r - k//2 .. r, right of the pixel
   too, and reaches the horizontal stack only at row r + 1. So it is computed a
   whole row at a time: at the first pixel of row i, once row i - 1 is
   complete, each layer computes its vertical output on row i - 1 (all W
-  columns, all B images, one matrix product) and passes it to the next layer,
-  keeping the last k//2 + 1 input rows in a ring; the 1x1 link of that row is
-  what the horizontal stack adds at every pixel of row i;
-* the **horizontal stack** reads the current row up to the pixel: it is kept
-  per pixel, the current row's inputs in a row buffer.
+  columns, all B images, one matrix product) and passes it to the next layer;
+  the 1x1 link of that row is what the horizontal stack adds at every pixel
+  of row i;
+* the **horizontal stack** reads the current row up to the pixel: it is
+  computed pixel by pixel, like a causal convolution.
+
+The plain step keeps both stacks' whole input images; the fast one keeps only
+what is still read: the vertical input's last k//2 + 1 rows in a ring, the
+horizontal input's current row.
 
 Between the steps of the gated layers flows a pair (v_row, h): v_row is the
-previous layer's vertical output on row i - 1, (W, B, C), at the first pixel
-of a row, else None; h is the horizontal stack at (i, j), (B, C + 1) with the
-trailing 1 of :mod:`npixelcnn.pixel_steps`.
+previous layer's vertical output gate(v_pre) on row i - 1 at the first pixel
+of a row i >= 1, else None; h is the horizontal stack at (i, j).
+
+:class:`GatedLayerStep` and :class:`TakeHorizontalStep` are the plain steps
+(:mod:`npixelcnn.plain_steps`): v_row (B, W, C), h (B, C). :class:`GatedLayerAt`
+and :class:`TakeHorizontalAt` are their fast twins (:mod:`npixelcnn.pixel_steps`):
+v_row (W, B, C), h (B, C + 1) with a trailing 1.
 """
 
 import numpy as np
 
-from . import pixel_steps
-from .gated import GatedLayer, TakeHorizontal
+from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
 from .pixel_steps import weights_and_bias
+from .plain_steps import gather_taps, padded_image, without_padding
+from .steps import FastStep, PlainStep
 
 
-class GatedLayerAt:
-    """A :class:`GatedLayer` at one pixel: the vertical stack by rows, the horizontal by pixels."""
+def gate(z):
+    """tanh(a) * sigmoid(b), a and b the two halves of z's channels: (..., 2C) -> (..., C)."""
+    t, s = tanh_and_sigmoid(z)
+    return t * s
+
+
+class GatedLayerStep(PlainStep, layer=GatedLayer):
+    """A :class:`GatedLayer` at one pixel, plain: the vertical stack by rows, the horizontal by pixels.
+
+    What it remembers: both stacks' whole input images, zero-padded (as a
+    convolution's plain step does), and link(v_pre) of the row above, which the
+    horizontal stack adds at every pixel of the current row.
+    """
+
+    def __init__(self, layer, shape, batch, dtype):
+        super().__init__(layer, shape, batch, dtype)
+        self.k, self.p, self.batch, self.width = layer.kernel_size, layer.kernel_size // 2, batch, shape[1]
+        c_in = layer.vertical.in_channels
+        self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
+        self.v_image = padded_image(batch, shape, self.k, c_in, dtype)     # the vertical stack's input
+        self.h_image = padded_image(batch, shape, self.k, c_in, dtype)     # the horizontal stack's input
+        self.inputs = [without_padding(self.v_image, self.k), without_padding(self.h_image, self.k)]
+        self.link_above = None                          # link(v_pre) on row i - 1: (B, W, 2C)
+        # Each convolution's kept weights (K, C_out) and bias (C_out,), K = taps x C_in.
+        self.vertical = (layer.vertical.kept_weights(), layer.vertical.params["b"].copy())
+        self.horizontal = (layer.horizontal.kept_weights(), layer.horizontal.params["b"].copy())
+        self.link = (layer.link.kept_weights(), layer.link.params["b"].copy())
+        self.out = (layer.out.kept_weights(), layer.out.params["b"].copy())
+
+    def store_pixel(self, i, j, values):
+        """The first layer: the image's values (B,) at (i, j), read by both stacks."""
+        self.v_image[:, i + self.p, j + self.p, 0] = values
+        self.h_image[:, i + self.p, j + self.p, 0] = values
+
+    def compute(self, i, j):
+        """The first layer at (i, j), from the image before (i, j): (v_row, h') (no residual)."""
+        v_row = self.vertical_row(i - 1) if j == 0 else None
+        return v_row, self.horizontal_branch(i, j)
+
+    def at(self, x, i, j):
+        """(v_row, h) from the layer before -> (v_row', h') at (i, j)."""
+        v_row, h = x
+        if v_row is not None:                           # j == 0: row i - 1 of v is complete
+            self.v_image[:, i - 1 + self.p, self.p:self.p + self.width] = v_row
+        self.h_image[:, i + self.p, j + self.p] = h
+        v_row = self.vertical_row(i - 1) if j == 0 else None
+        return v_row, h + self.horizontal_branch(i, j)
+
+    def vertical_row(self, r):
+        """The vertical stack on row r, every column at once: keeps link(v_pre) for the
+        horizontal stack of row r + 1, and returns gate(v_pre) (B, W, C), the next
+        layer's vertical input on row r. Above the image (r = -1) shift_down gives
+        zeros, whose link is its bias, and there is no row to pass on: None."""
+        link_weights, link_bias = self.link
+        if r < 0:
+            self.link_above = np.zeros((self.batch, self.width, len(link_bias)), link_bias.dtype) + link_bias
+            return None
+        weights, bias = self.vertical
+        v_pre = gather_taps(self.v_image, self.layer.vertical.taps, r, np.arange(self.width)) @ weights + bias
+        self.link_above = v_pre @ link_weights + link_bias                 # (B, W, 2C)
+        return gate(v_pre)
+
+    def horizontal_branch(self, i, j):
+        """out(gate(horizontal(h) + link(v_pre above))) at (i, j): (B, C)."""
+        (weights, bias), (out_weights, out_bias) = self.horizontal, self.out
+        h_pre = gather_taps(self.h_image, self.layer.horizontal.taps, i, j) @ weights + bias
+        return gate(h_pre + self.link_above[:, j]) @ out_weights + out_bias
+
+
+class TakeHorizontalStep(PlainStep, layer=TakeHorizontal):
+    """(v_row, h) -> h."""
+
+    def at(self, x, i, j):
+        return x[1]
+
+
+class GatedLayerAt(FastStep, layer=GatedLayer):
+    """A :class:`GatedLayer` at one pixel, fast: the vertical stack by rows, the horizontal by pixels."""
 
     def __init__(self, layer, shape, rows):
-        self.layer, self.first, self.in_place = layer, layer.first, False
+        super().__init__(layer, shape, rows)
+        self.first = layer.first
         self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
         width = shape[1]
         batch, dtype = rows.batch, rows.dtype
@@ -156,17 +247,8 @@ class GatedLayerAt:
         return self.layer.forward(x)
 
 
-class TakeHorizontalAt:
+class TakeHorizontalAt(FastStep, layer=TakeHorizontal):
     """(v_row, h) -> h."""
-
-    def __init__(self, layer, shape, rows):
-        self.layer, self.in_place = layer, False
 
     def at(self, x, i, j):
         return x[1]
-
-    def full(self, x, upto):
-        return self.layer.forward(x)
-
-
-pixel_steps.STEPS[:0] = [(GatedLayer, GatedLayerAt), (TakeHorizontal, TakeHorizontalAt)]

@@ -11,7 +11,7 @@ is causally masked (see :mod:`npixelcnn.masks`).
 
 import numpy as np
 
-from .autoregressive import AutoregressiveModel
+from .autoregressive import AutoregressiveModel, Preset
 from .blocks import ResidualBlock
 from .layers import Conv2D, MaskedConv2D, ReLU
 from .validation import check_positive_int
@@ -44,6 +44,18 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
     Shapes: ``forward`` maps x (N, H, W, 1) float32 in [0, 1], the level image
     divided by (levels - 1), to logits (N, H, W, levels).
     """
+
+    # "small" is what two CPU cores train well in minutes (it won an equal-time sweep), "medium"
+    # what they train well in two hours, "seed" the seed tutorial's architecture; docs/results.md
+    # has the measurements behind them.
+    presets = {
+        "small": Preset(model=dict(hidden=32, blocks=5, head=64),
+                        training=dict(batch_size=16, lr=6e-3, warmup_steps=100)),
+        "medium": Preset(model=dict(hidden=32, blocks=10, head=64),
+                         training=dict(batch_size=32, lr=3e-3, warmup_steps=200)),
+        "seed": Preset(model=dict(hidden=64, blocks=15, head=128),
+                       training=dict(batch_size=64, lr=2e-3, warmup_steps=200)),
+    }
 
     def __init__(self, levels=4, hidden=64, blocks=15, head=128, seed=None):
         super().__init__()

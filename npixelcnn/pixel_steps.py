@@ -1,41 +1,32 @@
-"""One layer at one pixel: the steps the cached sampler (:mod:`npixelcnn.cached_sampler`) runs.
+"""One layer at one pixel, fast: the steps the cached sampler (:mod:`npixelcnn.cached_sampler`) runs.
 
-:func:`step_for` gives each layer of a model a step, chosen by the layer's
-kind, that computes the layer at one pixel (i, j) for the B images of a batch:
+The same computations as the plain steps of :mod:`npixelcnn.plain_steps`
+(read those first), arranged so that a pixel's work stays small:
 
-* a causal convolution (:class:`CausalConvAt`) keeps its input's last rows
-  in a ring and reads its kept taps there;
+* a causal convolution (:class:`CausalConvAt`) keeps only its input's last
+  k//2 + 1 rows, in a ring, and reads its kept taps there;
 * a 1x1 convolution and a ReLU (:class:`PointwiseConvAt`, :class:`ReLUAt`)
   need nothing but the pixel itself;
 * a residual connection and a sequence (:class:`ResidualAt`,
   :class:`SequenceAt`) run their children's steps.
 
-A new kind of layer gets a step class of its own, added to ``STEPS``.
+Each step class registers itself for its kind of layer (``layer=``, see
+:mod:`npixelcnn.steps`). Every row a step passes on, (B, C + 1), ends in a
+column of ones that multiplies the bias, folded into the weights as one more
+row; each step writes into rows of its own (:class:`Rows`), made once, and
+``at`` returns a row that its next call overwrites (or, when ``in_place`` is
+set, its input row).
+
+Why each of these helps shows in the cached sampler's profile,
+``python benchmarks/bench_sampling.py --profile``: a step is a few small NumPy
+calls per layer, so every call and every fresh allocation saved counts.
 """
 
 import numpy as np
 
 from .blocks import Residual, Sequential
 from .layers import Conv2D, ReLU
-
-#
-# A step computes one layer at one pixel (i, j), for the B images at once:
-#
-#     y = step.at(x, i, j)      x (B, C_in + 1) -> y (B, C_out + 1), both ending in a column of ones
-#     y = step.full(x, upto)    the layer on whole rows x (B, rows, W, C_in) -> (B, rows, W, C_out),
-#                               storing what later pixels read at the positions before ``upto``
-#
-# ``at`` returns a row that its next call overwrites: a row of the step's own
-# (from :class:`Rows`), or, when ``in_place`` is set, its input row.
-
-
-def step_for(layer, shape, rows):
-    """The step that computes ``layer`` at one pixel, chosen by the layer's kind."""
-    for kind, step in STEPS:
-        if isinstance(layer, kind):
-            return step(layer, shape, rows)
-    raise TypeError(f"CachedPixelCNN cannot compute a {type(layer).__name__} one pixel at a time; "
-                    f"it knows {[kind.__name__ for kind, _ in STEPS]}")
+from .steps import FastStep, check_causal_taps
 
 
 class Rows:
@@ -48,7 +39,7 @@ class Rows:
     position of a step inside the nearest enclosing residual branch (None
     outside any: own rows). Sharing keeps a pixel's work in a few hundred KB
     that stay in the CPU's cache (for the seed architecture, 215 KB instead
-    of 3.2 MB).
+    of 3.2 MB for rows of its own per step).
     """
 
     def __init__(self, batch, dtype, key=None, shared=None):
@@ -77,19 +68,12 @@ class Rows:
         return Rows(self.batch, self.dtype, key, self.shared)
 
 
-def walk(steps):
-    """Every step, the children of sequences and residual connections included, in order."""
-    for step in steps:
-        yield step
-        yield from walk(getattr(step, "children", ()))
-
-
-class ReLUAt:
+class ReLUAt(FastStep, layer=ReLU):
     """max(x, 0) at one pixel (the trailing 1 stays 1)."""
 
     def __init__(self, layer, shape, rows):
-        self.layer, self.rows = layer, rows
-        self.in_place = False           # see allow_in_place
+        super().__init__(layer, shape, rows)
+        self.rows = rows
         self.y = None                   # made at the first call, when the width is known
 
     def at(self, x, i, j):
@@ -99,16 +83,22 @@ class ReLUAt:
             self.y = self.rows.get("relu", x.shape[1])
         return _relu(x, out=self.y)
 
-    def full(self, x, upto):
-        return self.layer.forward(x)
+
+class ConvAt(FastStep, layer=Conv2D):
+    """A convolution at one pixel: a 1x1 that keeps its one tap reads only its own
+    pixel (:class:`PointwiseConvAt`); any other must be causal (:class:`CausalConvAt`)."""
+
+    @classmethod
+    def make(cls, layer, shape, rows):
+        pointwise = layer.kernel_size == 1 and len(layer.taps) == 1
+        return (PointwiseConvAt if pointwise else CausalConvAt)(layer, shape, rows)
 
 
-class PointwiseConvAt:
+class PointwiseConvAt(ConvAt):
     """A 1x1 convolution at one pixel: [x, 1] @ [[W], [b]]."""
 
     def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False           # the output has another width: never in place
+        super().__init__(layer, shape, rows)
         self.weights = weights_and_bias(layer)                      # (C_in + 1, C_out)
         self.y = rows.get("1x1", layer.out_channels + 1)
 
@@ -116,28 +106,19 @@ class PointwiseConvAt:
         np.matmul(x, self.weights, out=self.y[:, :-1])
         return self.y
 
-    def full(self, x, upto):
-        return self.layer.forward(x)
 
-
-class CausalConvAt:
+class CausalConvAt(ConvAt):
     """A k x k convolution over causal taps at one output pixel: its input's
     last rows in a ring, the kept taps of each kernel row, and the kept
     weights (with the bias row)."""
 
     def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False
+        super().__init__(layer, shape, rows)
         height, width = shape
         batch, dtype = rows.batch, rows.dtype
         self.pad, channels = layer.kernel_size // 2, layer.in_channels
-        taps = [tuple(t) for t in layer.taps.tolist()]
-        centre = (self.pad, self.pad)
-        if any(t > centre for t in taps):           # (row, col) after the centre in raster order
-            raise ValueError(f"CachedPixelCNN: {type(layer).__name__} with kernel taps {taps} reads pixels "
-                             f"after the one it computes; only causal convolutions can be computed "
-                             f"pixel by pixel")
-        self.reads_own_pixel = centre in taps       # mask B: yes; mask A: no
+        taps = layer.taps.tolist()
+        self.reads_own_pixel = check_causal_taps(layer, self.sampler)    # mask B: yes; mask A: no
         # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
         # input rows are ever read again. They are kept in a ring, image row r
         # in slot r % (pad + 1), zero-padded by pad columns on either side
@@ -158,7 +139,7 @@ class CausalConvAt:
             in_row = np.flatnonzero(layer.taps[:, 0] == r)
             c = layer.taps[in_row, 1]
             if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
-                raise ValueError(f"CachedPixelCNN: the kept taps of kernel row {r} are not "
+                raise ValueError(f"{self.sampler}: the kept taps of kernel row {r} are not "
                                  f"contiguous ({c.tolist()}); expected a causal mask")
             self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
                                      tap_values[:, in_row[0]:in_row[-1] + 1]))
@@ -202,13 +183,12 @@ class CausalConvAt:
         return self.layer.forward(x)
 
 
-class SequenceAt:
+class SequenceAt(FastStep, layer=Sequential):
     """The children of a :class:`Sequential`, one after another."""
 
     def __init__(self, layer, shape, rows):
-        self.layer = layer
-        self.in_place = False
-        self.children = [step_for(child, shape, self.child_rows(rows, k))
+        super().__init__(layer, shape, rows)
+        self.children = [FastStep.for_layer(child, shape, self.child_rows(rows, k))
                          for k, (_, child) in enumerate(layer.named_children())]
         allow_in_place(self.children)
 
@@ -226,7 +206,7 @@ class SequenceAt:
         return x
 
 
-class ResidualAt(SequenceAt):
+class ResidualAt(SequenceAt, layer=Residual):
     """x + branch(x), the branch being the children of a :class:`Residual`."""
 
     def __init__(self, layer, shape, rows):
@@ -262,17 +242,6 @@ def allow_in_place(steps):
             step.in_place = True
 
 
-def conv_step(layer, shape, rows):
-    """A 1x1 convolution that keeps its tap is pointwise; any other must be causal."""
-    pointwise = layer.kernel_size == 1 and len(layer.taps) == 1
-    return (PointwiseConvAt if pointwise else CausalConvAt)(layer, shape, rows)
-
-
-# The kinds of layer a step exists for; the first match wins, so a subclass
-# comes before its base class.
-STEPS = [(Conv2D, conv_step), (ReLU, ReLUAt), (Residual, ResidualAt), (Sequential, SequenceAt)]
-
-
 def weights_and_bias(layer):
     """A convolution's kept weights with its bias as the last row: (K + 1, C_out).
 
@@ -283,9 +252,10 @@ def weights_and_bias(layer):
 
 
 def _relu(x, out):
-    """max(x, 0) into ``out``; a trailing 1 stays 1. Against an array of zeros,
-    which is faster than against the scalar 0 on rows this small (1.5 us
-    instead of 2.4 us for 64 x 128 values)."""
+    """max(x, 0) into ``out``; a trailing 1 stays 1. Against an array of zeros, not
+    the scalar 0: NumPy turns a Python scalar into an array of the right dtype at
+    every call, which on rows this small costs more than the maximum itself (the
+    ``_relu`` line of ``python benchmarks/bench_sampling.py --profile``)."""
     zeros = _ZEROS.get((x.shape, x.dtype))
     if zeros is None:
         zeros = _ZEROS[x.shape, x.dtype] = np.zeros(x.shape, x.dtype)

@@ -5,18 +5,21 @@ the earlier pixels are known. To sample, start from an empty image and visit
 the pixels in raster order: run the model, draw pixel i from its predicted
 distribution, write it in, move on.
 
-Two ways to run that loop, with the same random draws and the same result:
+Three ways to run that loop, with the same random draws and the same result:
 
 * ``method="naive"``: a full forward pass per pixel, H * W passes per batch.
   Pass number i recomputes every activation of every pixel, although only
   those at pixel i are new.
+* ``method="plain-cached"`` (:class:`PlainCachedPixelCNN`, in
+  :mod:`npixelcnn.plain_sampler`): every layer's activation at pixel p depends
+  only on pixels before p (the masks see to that), so once computed it never
+  changes. Compute each layer at the one pixel being generated, keep what
+  later pixels will read, and a step costs one pixel's worth of every layer:
+  about one full forward pass in total (the idea of Fast PixelCNN++,
+  Ramachandran et al., 2017, "Fast Generation for Convolutional
+  Autoregressive Models", ICLR workshop). Written to be read.
 * ``method="cached"`` (:class:`CachedPixelCNN`, in :mod:`npixelcnn.cached_sampler`):
-  every layer's activation at pixel p depends only on pixels before p (the
-  masks see to that), so once computed it never changes. Compute each layer at the one pixel being
-  generated, keep what later pixels will read, and a step costs one pixel's
-  worth of every layer: about one full forward pass in total (the idea of
-  Fast PixelCNN++, Ramachandran et al., 2017, "Fast Generation for
-  Convolutional Autoregressive Models", ICLR workshop).
+  the same computations, arranged for speed.
 
 :func:`complete` fills in the hidden part of given images the same way.
 """
@@ -24,14 +27,16 @@ Two ways to run that loop, with the same random draws and the same result:
 
 import numpy as np
 
+from . import ops
 from .autoregressive import check_model
+from .blas import one_blas_thread
 from .cached_sampler import CachedPixelCNN
 from .data import to_model_input
-from . import ops
+from .plain_sampler import PlainCachedPixelCNN
 from .progress import tqdm
 from .validation import check_image_shape, check_level_images, check_positive_int, check_positive_number
 
-METHODS = ("naive", "cached")
+METHODS = ("naive", "cached", "plain-cached")
 
 
 def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive", progress=False):
@@ -46,11 +51,12 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
         temperature: divides the logits before the softmax; < 1 sharpens the
             distributions (cleaner, less varied digits), > 1 flattens them.
         seed: int or None; the same seed gives the same images.
-        method: "naive" (a full forward pass per pixel) or "cached" (each
-            layer computed once per pixel, :class:`CachedPixelCNN`). Both make
-            the same random draws in the same order (one ``rng.random(n)`` per
-            pixel, raster order), so they give the same images up to float
-            rounding (see :func:`draw`).
+        method: "naive" (a full forward pass per pixel), "cached" (each
+            layer computed once per pixel, :class:`CachedPixelCNN`) or
+            "plain-cached" (the same, written to be read:
+            :class:`PlainCachedPixelCNN`). All make the same random draws in
+            the same order (one ``rng.random(n)`` per pixel, raster order), so
+            they give the same images up to float rounding (see :func:`draw`).
         progress: show a progress bar over the pixels.
 
     Returns:
@@ -65,7 +71,7 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     images = np.zeros((n,) + shape, dtype=np.uint8)          # the naive loop starts from zeros
     hidden = np.ones((n,) + shape, dtype=bool)                # every pixel is drawn
     fill = _fill_naive if method == "naive" else _fill_cached
-    return fill(model, images, hidden, temperature, rng, progress)
+    return fill(method, model, images, hidden, temperature, rng, progress)
 
 
 def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, method="cached",
@@ -92,7 +98,8 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
         n_samples: completions per image, >= 1.
         temperature, seed, progress: as in :func:`sample`.
         method: "cached" (fills the caches from the visible part, then goes
-            pixel by pixel) or "naive" (a full forward pass per hidden pixel).
+            pixel by pixel), "plain-cached" (the same, written to be read) or
+            "naive" (a full forward pass per hidden pixel).
 
     Returns:
         (N, n_samples, H, W) uint8: the visible pixels as given, the hidden
@@ -110,7 +117,7 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     work = np.repeat(images.astype(np.uint8), n_samples, axis=0)              # (N*S, H, W)
     hidden = np.repeat(np.broadcast_to(~visible, images.shape), n_samples, axis=0)
     fill = _fill_naive if method == "naive" else _fill_cached
-    out = fill(model, work, hidden, temperature, rng, progress)
+    out = fill(method, model, work, hidden, temperature, rng, progress)
     return out.reshape(n, n_samples, height, width)
 
 
@@ -118,12 +125,13 @@ def draw(logits, temperature, rng):
     """One level per row of ``logits`` (n, L), from softmax(logits / temperature).
 
     Inverse-CDF sampling: a uniform u in [0, 1) picks the first level whose
-    cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``). Computed in the logits' own precision:
-    float32 for a float32 model, whose exp NumPy vectorises (at 256 levels a
-    draw for 64 images took 405 us in float64 and 200 us in float32 here).
-    Two logit arrays that differ in the last bits (sums taken in another
-    order) give the same levels unless a u lands within that distance of a
-    class boundary.
+    cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``).
+    Computed in the logits' own precision: float32 for a float32 model, whose
+    exp NumPy vectorises with twice as many values per instruction as in
+    float64 (the ``draw`` line of ``python benchmarks/bench_sampling.py
+    --levels 256 --profile``). Two logit arrays that differ in the last bits
+    (sums taken in another order) give the same levels unless a u lands within
+    that distance of a class boundary.
 
     Returns:
         (n,) uint8 levels.
@@ -145,14 +153,14 @@ def draw(logits, temperature, rng):
     return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------- the two loops
+# --------------------------------------------------------------------------- the loops
 #
-# Both take a working batch ``images`` (B, H, W) uint8, holding the given
+# Each takes a working batch ``images`` (B, H, W) uint8, holding the given
 # values at visible pixels and anything at hidden ones, and ``hidden`` (B, H, W)
-# bool. They visit, in raster order, every pixel that is hidden in at least one
-# image, draw one level per image (one rng.random(B) per such pixel, so both
-# loops consume the generator identically), write it where it is hidden, and
-# return ``images``, filled in place.
+# bool. It visits, in raster order, every pixel that is hidden in at least one
+# image, draws one level per image (one rng.random(B) per such pixel, so all
+# loops consume the generator identically), writes it where it is hidden, and
+# returns ``images``, filled in place.
 
 
 def _raster_pixels(hidden):
@@ -160,7 +168,7 @@ def _raster_pixels(hidden):
     return [tuple(p) for p in np.argwhere(hidden.any(axis=0))]
 
 
-def _fill_naive(model, images, hidden, temperature, rng, progress):
+def _fill_naive(method, model, images, hidden, temperature, rng, progress):
     """A full forward pass per pixel: the seed tutorial's loop."""
     was_training = model.training
     model.eval()
@@ -176,22 +184,26 @@ def _fill_naive(model, images, hidden, temperature, rng, progress):
     return images
 
 
-def _fill_cached(model, images, hidden, temperature, rng, progress):
-    """One pixel's worth of every layer per pixel (see :class:`CachedPixelCNN`)."""
+def _fill_cached(method, model, images, hidden, temperature, rng, progress):
+    """One pixel's worth of every layer per pixel, with :class:`CachedPixelCNN`
+    (method "cached") or :class:`PlainCachedPixelCNN` ("plain-cached")."""
+    # Looked up when called, so that a test can swap a sampler class for its own.
+    sampler = CachedPixelCNN if method == "cached" else PlainCachedPixelCNN
     pixels = _raster_pixels(hidden)
     if not pixels:
         return images                                   # nothing hidden: nothing to draw
     height, width = images.shape[1:]
     first = pixels[0][0] * width + pixels[0][1]         # raster index of the first hidden pixel
     last = pixels[-1][0] * width + pixels[-1][1]        # and of the last: nothing after it is needed
-    net = CachedPixelCNN(model, len(images), (height, width))
+    net = sampler(model, len(images), (height, width))
     # Everything before the first hidden pixel is given: its activations are
-    # computed in one batched pass over the rows that hold it.
+    # computed first (by the fast sampler in one batched pass over its rows).
     net.prefill(images, first)
     all_hidden = bool(hidden.all())
-    # The products of one pixel are small: they run on one BLAS thread.
-    with ops.one_blas_thread():
-        for q in tqdm(range(first, last + 1), desc="sampling (cached)", unit="px",
+    # The products of one pixel are small: waking a second BLAS thread for
+    # each would cost more than it saves (npixelcnn/blas.py).
+    with one_blas_thread():
+        for q in tqdm(range(first, last + 1), desc=f"sampling ({method})", unit="px",
                       disable=not progress, leave=False):
             i, j = divmod(q, width)
             # Every pixel up to the last hidden one is computed, hidden or not:

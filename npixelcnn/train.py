@@ -12,23 +12,23 @@ resumed run bit-for-bit identical to an uninterrupted one.
 """
 
 import math
-import signal
-import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .autoregressive import build_model, check_model
-from .config import TrainConfig, check_train_config, learning_rate, next_evaluation
+from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint_meta import CheckpointError, training_config, training_state
+from .config import check_train_config, learning_rate, next_evaluation
 from .data import to_model_input
+from .data_parallel import split_loss_and_gradients, split_total
 from .losses import nats_to_bits, softmax_cross_entropy, total_nll
-from . import ops
 from .optim import Adam, WeightAverage
 from .progress import paused, tqdm
+from .run_control import BudgetCheck, stop_on_interrupt
 from .validation import check_level_images, check_positive_int
 
 
@@ -63,16 +63,18 @@ DIVERGENCE_WINDOW = 20
 DIVERGENCE_FACTOR = 3.0
 
 
-def evaluate(model, levels_images, batch_size=50, progress=False):
+def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False):
     """Mean NLL of a set of images in nats per dimension (divide by ln 2 for bits).
 
     Args:
         model: a :class:`PixelCNN`, or any model of :mod:`npixelcnn.autoregressive`.
         levels_images: (N, H, W) integer levels in [0, model.levels).
         batch_size: images per forward pass. Small batches keep the activations
-            in cache: the shipped model scored the test set in 26 s with 50
-            images per pass and in 48 s with 500 (2 cores). Each core scores a
-            part of every batch (:func:`npixelcnn.ops.batch_total`).
+            in the CPU's cache (``python benchmarks/bench_evaluate.py`` compares sizes).
+        progress: show a progress bar over the batches.
+        parallel: each core scores a part of every batch with a replica of the
+            model (:mod:`npixelcnn.data_parallel`); by default the whole batch
+            runs on the model itself, in the caller's thread.
 
     The model runs in inference mode (no caches, no backward pass) and is put
     back in the mode it was in.
@@ -91,8 +93,10 @@ def evaluate(model, levels_images, batch_size=50, progress=False):
         for start in tqdm(starts, desc="evaluating", leave=False, disable=not progress):
             batch = levels_images[start:start + batch_size]
             x = to_model_input(batch, model.levels).astype(model.dtype, copy=False)   # float64 models too
-            # Each core scores a part of the batch with its own copy of the model (ops.batch_total).
-            total += ops.batch_total(_batch_nll, model, x, batch)
+            if parallel:
+                total += split_total(_batch_nll, model, x, batch)
+            else:
+                total += _batch_nll(model, x, batch)
     finally:
         model.train(was_training)
     return total / levels_images.size
@@ -110,11 +114,17 @@ class Trainer:
         config: a :class:`TrainConfig`.
         train_images, test_images: (N, H, W) integer levels.
         model: the model to train (any :class:`AutoregressiveModel`), or None
-            to build ``config.arch`` with ``config.model_config()``.
+            to build ``config.arch`` with ``config.model_settings()``.
         optimizer, state: to resume a run; new ones are built when None.
+        parallel: split every batch over the cores, each with a replica of the
+            model (:mod:`npixelcnn.data_parallel`), in training and in the test
+            evaluations. Off by default: every pass runs on the model itself, in
+            the caller's thread, where a learner's breakpoint stops it. The
+            command line turns it on.
     """
 
-    def __init__(self, config, train_images, test_images, model=None, optimizer=None, state=None):
+    def __init__(self, config, train_images, test_images, model=None, optimizer=None, state=None,
+                 parallel=False):
         check_train_config(config)
         self.config = config
         self.train_images = np.asarray(train_images)
@@ -125,7 +135,7 @@ class Trainer:
                 f"({len(self.train_images)} images)"
             )
         self.model = (model if model is not None
-                      else build_model(config.arch, config.model_config(), seed=config.seed))
+                      else build_model(config.arch, config.model_settings(), seed=config.seed))
         check_model(self.model, "Trainer expects")
         if self.model.levels != config.levels:
             raise ValueError(f"Trainer: the model predicts {self.model.levels} levels but the "
@@ -139,6 +149,7 @@ class Trainer:
         self.average = None if config.ema is None else WeightAverage(self.model.params, config.ema)
         self._epoch_order = (None, None)
         self._recent_losses = deque(maxlen=DIVERGENCE_WINDOW)
+        self.parallel = bool(parallel)
         self.stopped_by = None            # set by run(): "SIGINT" (Ctrl-C) or "SIGTERM" (kill) if one ended it
 
     @property
@@ -162,8 +173,11 @@ class Trainer:
         """One Adam update on the next minibatch; returns its loss in nats per dimension."""
         step = self.state.step
         batch = self.train_images[self.batch_indices(step)]
-        loss = ops.forward_backward(self.forward_backward, self.model,
-                                    to_model_input(batch, self.config.levels), batch)
+        x = to_model_input(batch, self.config.levels)
+        if self.parallel:
+            loss = split_loss_and_gradients(self.loss_and_gradients, self.model, x, batch)
+        else:
+            loss = self.loss_and_gradients(self.model, x, batch)
         self.check_loss(loss, step)               # before the update: the parameters stay as they were
         self.optimizer.lr = learning_rate(self.config, step)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -175,12 +189,12 @@ class Trainer:
             self.average.update(self.model.params, self.state.step)
         return loss
 
-    def forward_backward(self, model, x, levels_batch):
+    def loss_and_gradients(self, model, x, levels_batch):
         """Forward pass, loss and backward pass of ``model`` on a batch; fills ``model.grads``.
 
         Args:
-            model: the model, or one of its replicas (:func:`npixelcnn.ops.forward_backward`
-                runs this on a part of the batch on each core).
+            model: the model, or one of its replicas (with ``parallel``, each core
+                runs this on a part of the batch).
             x: (N, H, W, 1) the model's input; levels_batch: (N, H, W) the levels to predict.
 
         Returns:
@@ -298,7 +312,7 @@ class Trainer:
         test_bits = None
         if test:
             with self.weights_to_use():
-                test_bits = nats_to_bits(evaluate(self.model, self.test_images))
+                test_bits = nats_to_bits(evaluate(self.model, self.test_images, parallel=self.parallel))
         self.state.history.append({
             "step": self.state.step,
             "time": round(self.state.train_seconds, 3),
@@ -318,12 +332,12 @@ class Trainer:
                                    **self.checkpoint_meta(), **meta)
 
     @classmethod
-    def resume(cls, path, train_images, test_images):
+    def resume(cls, path, train_images, test_images, parallel=False):
         """Rebuild the Trainer saved by :meth:`save`, at the step where it stopped."""
-        return cls.from_checkpoint(load_checkpoint(path), train_images, test_images, path)
+        return cls.from_checkpoint(load_checkpoint(path), train_images, test_images, path, parallel=parallel)
 
     @classmethod
-    def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint"):
+    def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint", parallel=False):
         """The Trainer held by a loaded :class:`Checkpoint` (see :meth:`resume`).
 
         Raises :class:`CheckpointError`, with the reason, when the training
@@ -332,22 +346,28 @@ class Trainer:
         """
         if ckpt.optimizer is None or "train" not in ckpt.meta or "state" not in ckpt.meta:
             raise CheckpointError(f"{path} holds a model but no training state to resume")
-        config = _config_from_meta(ckpt.meta["train"], path)
+        config = training_config(ckpt.meta, path)
         try:
             check_train_config(config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: its training settings are invalid: {err}") from None
+        said = {"arch": config.arch, **config.model_settings()}
         for key, value in {"arch": ckpt.model.arch, **ckpt.model.config}.items():
-            if getattr(config, key, value) != value:
-                raise CheckpointError(f"{path}: its training settings say {key}={getattr(config, key)!r} but "
+            if said.get(key, value) != value:
+                raise CheckpointError(f"{path}: its training settings say {key}={said[key]!r} but "
                                       f"the model it holds has {key}={value!r}; the file was edited")
-        state = _state_from_meta(ckpt.meta, config, path)
+        unknown = sorted(set(config.model) - set(ckpt.model.config))
+        if unknown:
+            raise CheckpointError(f"{path}: its training settings give the model settings {unknown}, "
+                                  f"which the {ckpt.model.arch} model it holds does not have; the file was edited")
+        step, seconds, history = training_state(ckpt.meta, config, path)
+        state = TrainState(step=step, train_seconds=seconds, history=history)
         if (config.ema is None) != (ckpt.trained_params is None):
             raise CheckpointError(
                 f"{path}: its training settings say ema={config.ema!r} but the file "
                 f"{'has no' if ckpt.trained_params is None else 'has'} trained weights beside the "
                 f"averaged ones; the file was edited")
-        trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state)
+        trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state, parallel=parallel)
         if ckpt.trained_params is not None:
             # The file's model holds the average (the trainer's average starts as a copy of
             # it); training goes on from the trained weights.
@@ -365,133 +385,3 @@ class Trainer:
                     "epoch_and_batch": divmod(self.state.step, len(self.train_images) // self.config.batch_size)},
             "history": self.state.history,
         }
-
-
-ADDED_SETTINGS = ("arch", "layers", "kernel_size", "minutes", "ema")   # not in checkpoints of version 0.1.0
-
-
-def _config_from_meta(settings, path):
-    """The TrainConfig saved in a checkpoint, every field present and no other."""
-    if not isinstance(settings, dict):
-        raise CheckpointError(f"{path}: its training settings must be a dict, got {type(settings).__name__}")
-    # Written before other architectures existed: the settings added since take their defaults.
-    settings = {**{name: getattr(TrainConfig, name) for name in ADDED_SETTINGS}, **settings}
-    names = [f.name for f in fields(TrainConfig)]
-    unknown, missing = sorted(set(settings) - set(names)), [n for n in names if n not in settings]
-    if unknown or missing:
-        raise CheckpointError(f"{path}: its training settings do not match this version of npixelcnn: "
-                              f"unknown settings {unknown}, missing settings {missing}")
-    return TrainConfig(**settings)
-
-
-def _state_from_meta(meta, config, path):
-    """The TrainState saved in a checkpoint, checked against its config."""
-    saved, history = meta["state"], meta.get("history", [])
-    if not isinstance(saved, dict) or not {"step", "train_seconds"} <= set(saved):
-        raise CheckpointError(f"{path}: its 'state' must be a dict with 'step' and 'train_seconds', got {saved!r}")
-    step, seconds = saved["step"], saved["train_seconds"]
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= config.total_steps:
-        raise CheckpointError(f"{path}: its state.step must be an int from 0 to {config.total_steps} "
-                              f"(the run's total_steps), got {step!r}")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise CheckpointError(f"{path}: its state.train_seconds must be a finite number >= 0, got {seconds!r}")
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise CheckpointError(f"{path}: its history must be a list of records (dicts)")
-    return TrainState(step=step, train_seconds=float(seconds), history=history)
-
-
-class StopRequest(threading.Event):
-    """Set by a signal; ``signal_name`` says which ("SIGINT" for Ctrl-C, "SIGTERM" for kill)."""
-
-    signal_name = None
-
-
-@contextmanager
-def stop_on_interrupt():
-    """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a flag the loop checks between steps.
-
-    An interrupt in the middle of ``optimizer.step()`` would leave some
-    parameters updated and others not; with the flag the current step finishes,
-    the loop ends and the caller saves a consistent checkpoint. A second Ctrl-C
-    raises KeyboardInterrupt as usual.
-    """
-    stop = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop                        # signals only reach the main thread
-        return
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.signal_name = signal.Signals(signum).name
-        stop.set()
-        print(f"\n{stop.signal_name}: finishing this step and saving; "
-              f"press Ctrl-C again to abort without saving.")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old_handler in previous.items():
-            signal.signal(sig, old_handler)
-
-
-class BudgetCheck:
-    """Keeps a run with a time budget (``config.minutes``) to that budget, by the clock.
-
-    The schedule needs to know where the run ends, so a budget is first turned into
-    steps by timing a few (:func:`steps_for_minutes`). That estimate is often off:
-    the machine gets busier or quieter, caches warm up. So every ``every`` steps the
-    run's own seconds per step so far give a new end, ``total_steps`` moves there,
-    and the learning rate's cosine stretches or shrinks with it; the run stops at
-    once if the budget is spent. The first checks may move the end far (a bad first
-    estimate); later ones, from the speed averaged over the whole run, move it little.
-    """
-
-    def __init__(self, trainer, every=25):
-        self.trainer, self.every = trainer, every
-        state = trainer.state
-        self.start = (state.step, state.train_seconds)      # this process's steps tell its speed
-
-    def moved_the_end(self):
-        """Called after each step: move ``config.total_steps`` if it is time to; True if it moved."""
-        config, state = self.trainer.config, self.trainer.state
-        budget = config.minutes * 60
-        steps, seconds = state.step - self.start[0], state.train_seconds - self.start[1]
-        if state.train_seconds >= budget:
-            new_total = state.step                           # spent: this was the last step
-        elif steps % self.every == 0 or state.step >= config.total_steps:    # and before ending
-            per_step = max(seconds / steps, 1e-9)
-            new_total = state.step + int((budget - state.train_seconds) / per_step + 1e-6)   # 0.99999... is 1
-        else:
-            return False
-        moved, config.total_steps = new_total != config.total_steps, new_total
-        return moved
-
-
-def steps_for_minutes(trainer, minutes, probe_steps=20):
-    """How many steps fit in ``minutes`` of training, from timing a few real ones.
-
-    The schedule needs the run's length in steps before it starts, so a time
-    budget is turned into steps once, here. The probe trains for
-    ``probe_steps`` + 1 steps, then rewinds the parameters, Adam's state and
-    the step count, so the run itself starts from the untouched model.
-
-    Returns (steps, seconds per step).
-    """
-    saved = ({k: p.copy() for k, p in trainer.model.params.items()},
-             {k: m.copy() for k, m in trainer.optimizer.m.items()},
-             {k: v.copy() for k, v in trainer.optimizer.v.items()},
-             trainer.optimizer.t, trainer.state.step)
-    trainer.train_step()                   # the first step allocates buffers: not timed
-    started = time.perf_counter()
-    for _ in range(probe_steps):
-        trainer.train_step()
-    per_step = (time.perf_counter() - started) / probe_steps
-    params, m, v, t, step = saved
-    for name in params:
-        trainer.model.params[name][...] = params[name]
-        trainer.optimizer.m[name][...] = m[name]
-        trainer.optimizer.v[name][...] = v[name]
-    trainer.optimizer.t, trainer.state.step = t, step
-    return max(int(minutes * 60 / per_step), 1), per_step

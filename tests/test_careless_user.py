@@ -148,7 +148,7 @@ def test_a_learning_rate_that_makes_the_loss_explode_stops_the_run(tmp_path, cap
 def test_divergence_is_judged_against_a_uniform_guess(mnist_dir):
     """A run goes on below three times log2(L) bits/dim (what a uniform guess costs)."""
     images = npc.quantize(npc.load_mnist("train", mnist_dir)[0][:64, 8:20, 8:20], 4)
-    trainer = Trainer(TrainConfig(levels=4, hidden=4, blocks=1, head=8, batch_size=8), images, images)
+    trainer = Trainer(TrainConfig(levels=4, model=dict(hidden=4, blocks=1, head=8), batch_size=8), images, images)
     uniform = np.log(4)
     for _ in range(20):
         trainer.check_loss(2.9 * uniform, step=0)             # bad, but not exploding
@@ -298,7 +298,7 @@ def test_a_resume_refuses_options_it_would_ignore(option, value, capsys):
 @pytest.fixture
 def saved_run(tmp_path, mnist_dir):
     images = npc.quantize(npc.load_mnist("train", mnist_dir)[0][:64, 8:20, 8:20], 4)
-    config = TrainConfig(levels=4, hidden=4, blocks=1, head=8, batch_size=8, total_steps=6, evals=1)
+    config = TrainConfig(levels=4, model=dict(hidden=4, blocks=1, head=8), batch_size=8, total_steps=6, evals=1)
     trainer = Trainer(config, images, images[:16])
     trainer.run(max_steps=2, progress=False)
     return trainer.save(tmp_path / "run" / "checkpoint.npz"), images
@@ -323,7 +323,7 @@ EDITS = {
     "negative step": (lambda m: m["state"].update(step=-1), r"step must be .*, got -1"),
     "step past the end": (lambda m: m["state"].update(step=99), r"step must be .*6.*, got 99"),
     "levels disagree": (lambda m: m["train"].update(levels=3), r"levels=3 .* model .* levels=4"),
-    "hidden disagrees": (lambda m: m["train"].update(hidden=7), r"hidden=7 .* model .* hidden=4"),
+    "hidden disagrees": (lambda m: m["train"]["model"].update(hidden=7), r"hidden=7 .* model .* hidden=4"),
     "lr negative": (lambda m: m["train"].update(lr=-1.0), r"lr must be .*> 0"),
     "history not a list": (lambda m: m.update(history={}), r"history must be a list"),
 }
@@ -520,7 +520,7 @@ def test_evaluations_are_spread_evenly_and_the_last_is_the_final_step(total, eva
 
 def test_a_run_evaluates_once_per_scheduled_step_and_never_twice(mnist_dir, monkeypatch):
     images = npc.quantize(npc.load_mnist("train", mnist_dir)[0][:64, 8:20, 8:20], 4)
-    config = TrainConfig(levels=4, hidden=4, blocks=1, head=8, batch_size=8, total_steps=7, evals=2)
+    config = TrainConfig(levels=4, model=dict(hidden=4, blocks=1, head=8), batch_size=8, total_steps=7, evals=2)
     trainer = Trainer(config, images, images[:8])
     evaluated = []
     real_record = Trainer.record

@@ -112,7 +112,7 @@ def test_meta_extras_come_back(saved):
     assert meta["command"] == "python -m npixelcnn train --preset tiny"
     assert meta["metrics"] == {"test_bits": 1.25, "history": [[1, 1.9], [2, 1.7]]}
     assert meta["model"] == ARCH
-    assert meta["format"] == "npixelcnn-checkpoint" and meta["version"] == 1
+    assert meta["format"] == "npixelcnn-checkpoint" and meta["version"] == 2
 
 
 def test_the_loaded_model_gives_the_same_logits(saved, rng):
@@ -309,8 +309,9 @@ def test_meta_that_is_not_a_checkpoint_description_is_refused(saved, meta_text, 
 
 
 @pytest.mark.parametrize("version, match", [
-    (2, r"newer npixelcnn \(checkpoint version 2, this one reads up to 1\)"),
+    (3, r"newer npixelcnn \(checkpoint version 3, this one reads up to 2\)"),
     ("1", "no integer format version"),
+    (0, "no integer format version"),
     (None, "no integer format version"),
 ])
 def test_an_unknown_format_version_is_refused(saved, version, match):

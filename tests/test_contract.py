@@ -3,8 +3,10 @@
 A small architecture that is not a PixelCNN, with a different structure, other
 layer names, a convolution over hand-picked causal taps and a residual
 connection, is trained, saved, loaded, evaluated, sampled (naive and cached),
-completed and run through the CLI. The cached sampler refuses, with a clear
-reason, what it cannot compute one pixel at a time.
+completed and run through the CLI. Adding it takes this one definition, with its
+presets, and no edit to any table of the package: ``train --arch test-tiny`` then
+trains it. The cached sampler refuses, with a clear reason, what it cannot
+compute one pixel at a time.
 """
 
 import json
@@ -15,7 +17,7 @@ from conftest import randomize
 
 import npixelcnn as npc
 from npixelcnn import cli
-from npixelcnn.autoregressive import ARCHITECTURES, AutoregressiveModel
+from npixelcnn.autoregressive import ARCHITECTURES, AutoregressiveModel, Preset
 from npixelcnn.blocks import Residual
 from npixelcnn.layers import Layer
 
@@ -24,6 +26,9 @@ SHAPE = (6, 7)
 
 class TinyCausalNet(AutoregressiveModel, arch="test-tiny"):
     """5x5 mask A -> ReLU -> [x + (1x1, ReLU, a 1x3 causal conv: left and centre)] -> ReLU -> 1x1."""
+
+    presets = {"tiny": Preset(model=dict(width=3), training=dict(batch_size=4, lr=1e-2, warmup_steps=1)),
+               "wide": Preset(model=dict(width=6), training=dict(batch_size=8, lr=5e-3, warmup_steps=1))}
 
     def __init__(self, levels=3, width=4, seed=None):
         super().__init__()
@@ -142,6 +147,38 @@ def test_trained_saved_loaded_and_resumed_like_a_pixelcnn(tmp_path):
     first, last = trainer.state.history[0]["train_bits"], trainer.state.history[-1]["train_bits"]
     assert last < first                                   # it learns
     assert npc.evaluate(ckpt.model, images[:16]) > 0
+
+
+def test_the_cli_trains_a_new_architecture_by_its_name_and_its_own_presets(tmp_path, few_mnist_images, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--arch", "test-tiny", "--steps", "3", "--evals", "1", "--samples", "1",
+                     "--no-progress", "--out", str(out)]) == 0
+    ckpt = npc.load_checkpoint(out / "checkpoint.npz")
+    assert type(ckpt.model) is TinyCausalNet and ckpt.model.config == {"levels": 4, "width": 3}   # "tiny": the first
+    assert ckpt.meta["train"]["model"] == {"width": 3} and ckpt.meta["train"]["batch_size"] == 4
+    assert cli.main(["train", "--arch", "test-tiny", "--preset", "wide", "--steps", "1", "--evals", "1",
+                     "--samples", "0", "--no-progress", "--out", str(tmp_path / "wide")]) == 0
+    assert npc.load_checkpoint(tmp_path / "wide" / "checkpoint.npz").model.config["width"] == 6
+    assert cli.main(["train", "--arch", "test-tiny", "--preset", "small", "--steps", "1",
+                     "--out", str(tmp_path / "other")]) == 2
+    assert "--arch test-tiny has the presets ['tiny', 'wide'], not 'small'" in capsys.readouterr().err
+
+
+def test_a_config_is_made_from_an_architectures_preset():
+    config = npc.TrainConfig.from_preset("test-tiny", "wide", levels=5, lr=1e-3)
+    assert (config.arch, config.levels, config.model, config.batch_size, config.lr) == ("test-tiny", 5, {"width": 6}, 8, 1e-3)
+    assert npc.build_model(config.arch, config.model_settings()).config == {"levels": 5, "width": 6}
+    with pytest.raises(ValueError, match=r"architecture 'test-tiny' has the presets \['tiny', 'wide'\], not 'huge'"):
+        npc.TrainConfig.from_preset("test-tiny", "huge")
+
+
+def test_a_config_holding_run_settings_among_the_models_is_refused():
+    with pytest.raises(ValueError, match="levels and seed are settings of the run"):
+        npc.Trainer(npc.TrainConfig(arch="test-tiny", model={"levels": 3}, batch_size=8),
+                    random_levels(16), random_levels(4))
+    with pytest.raises(ValueError, match=r"'test-tiny' has no settings \['depth'\]; its settings are \['width'\]"):
+        npc.Trainer(npc.TrainConfig(arch="test-tiny", levels=3, model={"depth": 3}, batch_size=8),
+                    random_levels(16), random_levels(4))
 
 
 def test_a_trainer_refuses_a_model_whose_levels_disagree_with_the_config():

@@ -69,14 +69,14 @@ def test_gated_layer_gradients(first, kernel_size, rng):
 
 
 def test_whole_model_gradients(rng):
-    model = randomize(npc.GatedPixelCNN(levels=3, hidden=2, layers=2, head=3, seed=0), seed=2)
+    model = randomize(npc.GatedPixelCNN(levels=3, channels=2, layers=2, head=3, seed=0), seed=2)
     x = rng.uniform(0.1, 0.9, (2, 4, 5, 1))
     errors = check_layer(model, x)
     assert max(errors.values()) < GRAD_TOL, errors
 
 
 def tiny_gated(layers=3, seed=0, kernel_size=3):
-    return randomize(npc.GatedPixelCNN(levels=4, hidden=3, layers=layers, kernel_size=kernel_size,
+    return randomize(npc.GatedPixelCNN(levels=4, channels=3, layers=layers, kernel_size=kernel_size,
                                        head=8, seed=seed), seed=seed + 1)
 
 
@@ -123,7 +123,7 @@ def test_the_logits_at_a_pixel_never_change_with_that_pixel_or_a_later_one():
 
 
 def test_a_gated_model_saves_loads_and_trains(tmp_path):
-    model = npc.GatedPixelCNN(levels=4, hidden=4, layers=2, head=8, seed=0)
+    model = npc.GatedPixelCNN(levels=4, channels=4, layers=2, head=8, seed=0)
     path = npc.save_checkpoint(model, tmp_path / "g.npz")
     loaded = npc.load_checkpoint(path).model
     assert type(loaded) is npc.GatedPixelCNN and loaded.config == model.config
@@ -137,7 +137,7 @@ def test_a_gated_model_saves_loads_and_trains(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(kernel_size=4), "odd int >= 3"), (dict(kernel_size=1), "odd int >= 3"),
-    (dict(layers=0), "layers"), (dict(hidden=0), "hidden"), (dict(levels=1), "levels"),
+    (dict(layers=0), "layers"), (dict(channels=0), "channels"), (dict(levels=1), "levels"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -230,7 +230,8 @@ def test_the_cli_trains_a_gated_model_and_refuses_a_preset_it_lacks(tmp_path, fe
                      "--no-progress", "--out", str(out)]) == 0
     ckpt = npc.load_checkpoint(out / "checkpoint.npz")
     assert type(ckpt.model) is npc.GatedPixelCNN and ckpt.meta["train"]["arch"] == "gated"
-    assert ckpt.model.config["layers"] == npc.config.GATED_PRESETS["small"]["layers"]
+    assert ckpt.model.config["layers"] == npc.GatedPixelCNN.presets["small"].model["layers"]
+    assert ckpt.meta["train"]["model"] == npc.GatedPixelCNN.presets["small"].model     # its own settings only
     assert cli.main(["train", "--arch", "gated", "--preset", "seed", "--steps", "1",
                      "--out", str(tmp_path / "other")]) == 2
     assert "--arch gated has the presets ['medium', 'medium-k5', 'small'], not 'seed'" in capsys.readouterr().err

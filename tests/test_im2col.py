@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import fast
+from npixelcnn import fast_ops as fast
 
 IMPLEMENTATIONS = {"plain": npc.im2col, "fast": lambda x, taps, k: fast.im2col(x, taps, k).copy()}
 ADJOINTS = {"plain": npc.col2im, "fast": fast.col2im}
@@ -67,7 +67,7 @@ def test_fast_im2col_overwrites_a_dirty_output_buffer(rng):
 
 
 def test_large_batches_split_across_threads_give_the_same_result(rng):
-    # Big enough to cross fast.MIN_PARALLEL_BYTES, so the chunked path runs.
+    # Big enough to cross fast_ops.MIN_PARALLEL_BYTES, so the chunked path runs.
     x = rng.standard_normal((9, 28, 28, 64)).astype(np.float32)
     taps = npc.kept_taps(3, "B")
     cols = fast.im2col(x, taps, 3)

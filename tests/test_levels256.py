@@ -28,7 +28,7 @@ def tiny(arch, seed=0):
     if arch == "pixelcnn":
         model = npc.PixelCNN(levels=LEVELS, hidden=3, blocks=2, head=4, seed=seed)
     else:
-        model = npc.GatedPixelCNN(levels=LEVELS, hidden=3, layers=3, kernel_size=3, head=4, seed=seed)
+        model = npc.GatedPixelCNN(levels=LEVELS, channels=3, layers=3, kernel_size=3, head=4, seed=seed)
     return randomize(model, seed=seed)
 
 

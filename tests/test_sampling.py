@@ -8,6 +8,9 @@ Claims tested here:
   where the two sums agree to ~1e-15 and no draw can land between them);
 * neither method reads a pixel it has not produced yet: garbage there changes nothing;
 * seeds, temperature and completion do what they say, and bad arguments get clear errors.
+
+The plain cached sampler, held equal to both for every architecture, is tested in
+tests/test_plain_cached.py.
 """
 
 
@@ -191,7 +194,7 @@ def test_completion_never_reads_hidden_pixels_before_drawing_them(model32, monke
 # --------------------------------------------------------------------------- seeds, temperature
 
 
-@pytest.mark.parametrize("method", ["naive", "cached"])
+@pytest.mark.parametrize("method", sampling.METHODS)
 def test_same_seed_same_images_different_seed_different_images(model32, method):
     a = sample(model32, 3, SHAPE, seed=1, method=method)
     assert np.array_equal(a, sample(model32, 3, SHAPE, seed=1, method=method))

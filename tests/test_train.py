@@ -11,7 +11,7 @@ from npixelcnn.train import Trainer
 
 
 def tiny_config(**overrides):
-    settings = dict(levels=4, hidden=4, blocks=2, head=8, batch_size=8, lr=3e-3,
+    settings = dict(levels=4, model=dict(hidden=4, blocks=2, head=8), batch_size=8, lr=3e-3,
                     warmup_steps=3, total_steps=12, evals=2, seed=0)
     settings.update(overrides)
     return TrainConfig(**settings)

@@ -1,0 +1,90 @@
+"""The cached sampler, plain: every layer computed once per pixel, written to be read.
+
+The naive loop runs the whole model once per pixel. But every layer's
+activation at pixel p depends only on pixels before p (the masks see to that),
+so once the pixels before p are drawn it is final. A cached sampler computes
+each layer at the one pixel being generated and keeps what later pixels will
+read; a whole image then costs about one full forward pass (the idea of Fast
+PixelCNN++, Ramachandran et al., 2017, "Fast Generation for Convolutional
+Autoregressive Models").
+
+:class:`PlainCachedPixelCNN` is that idea and nothing else: each layer of the
+model gets a step (:mod:`npixelcnn.plain_steps`, :mod:`npixelcnn.gated_steps`)
+written as the maths. :class:`~npixelcnn.cached_sampler.CachedPixelCNN`
+computes the same numbers faster; the tests hold the two, and the naive loop,
+equal. :mod:`npixelcnn.sampling` drives either, pixel by pixel
+(``method="plain-cached"`` or ``"cached"``).
+"""
+
+import numpy as np
+
+from .autoregressive import check_model
+from .data import to_model_input
+from .steps import PlainStep, check_first_step, walk
+from .validation import check_image_shape, check_positive_int
+
+# The steps of every layer kind, each registered where it is defined: importing
+# these modules fills PlainStep.registry.
+from . import gated_steps, plain_steps  # noqa: F401
+
+
+class PlainCachedPixelCNN:
+    """A model evaluated one pixel at a time, keeping what later pixels read.
+
+    At pixel (i, j), in raster order, :meth:`logits_at` runs every layer of the
+    model at that one position, on all B images at once: the first layer reads
+    the pixels drawn so far (stored by :meth:`set_pixel`), and each later
+    layer's step takes the previous layer's output at (i, j), keeps it if later
+    pixels will read it, and gives its own.
+
+    Args:
+        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` with one
+            input channel, whose first layer does not read the pixel it predicts
+            (mask A). The steps copy its weights when they are made.
+        batch: B, the number of images generated together.
+        shape: (H, W).
+
+    Attributes:
+        steps: one step per entry of ``model.pixel_layers()``.
+        inputs: the input images the steps keep, (B, H, W, C_in) each.
+    """
+
+    def __init__(self, model, batch, shape):
+        check_model(model, "PlainCachedPixelCNN expects")
+        check_positive_int(batch, "batch")
+        self.shape = check_image_shape(shape)
+        if model.in_channels != 1:
+            raise ValueError(f"PlainCachedPixelCNN draws one value per pixel; {type(model).__name__} "
+                             f"has {model.in_channels} input channels")
+        self.steps = [PlainStep.for_layer(layer, self.shape, batch, model.dtype)
+                      for layer in model.pixel_layers()]
+        check_first_step(self.steps[0], model, "PlainCachedPixelCNN")
+        self.inputs = [image for step in walk(self.steps) for image in step.inputs]
+        # The model's input for each level, as the naive loop makes it: level / (L - 1).
+        every_level = np.arange(model.levels).reshape(1, 1, -1)
+        self.values = to_model_input(every_level, model.levels).reshape(-1).astype(model.dtype)
+
+    def set_pixel(self, i, j, levels):
+        """Write the drawn levels (B,) of pixel (i, j) into the image the first layer reads."""
+        self.steps[0].store_pixel(i, j, self.values[levels])
+
+    def logits_at(self, i, j):
+        """The model's logits (B, L) at pixel (i, j).
+
+        Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
+        computed (:meth:`logits_at`): then the result equals
+        ``model.forward(x)[:, i, j]`` up to float rounding.
+        """
+        x = self.steps[0].compute(i, j)       # the image at (i, j) is not drawn yet: not read
+        for step in self.steps[1:]:
+            x = step.at(x, i, j)
+        return x
+
+    def prefill(self, images, upto):
+        """Run every pixel before raster index ``upto`` through the steps, with the levels
+        of ``images`` (B, H, W) there: the given part of a completion goes through the same
+        steps as the drawn part (the fast sampler runs it as one batched forward pass)."""
+        for q in range(upto):
+            i, j = divmod(q, self.shape[1])
+            self.logits_at(i, j)
+            self.set_pixel(i, j, images[:, i, j])

@@ -1,0 +1,179 @@
+"""The step protocol: what the cached samplers need from a layer to compute it one pixel at a time.
+
+A cached sampler gives every layer of ``model.pixel_layers()`` a *step*, an
+object that computes that layer at one pixel (i, j) for the B images of a
+batch and remembers what later pixels will read. It chooses the step by the
+layer's kind (its class), never by its name. There are two flavours of step,
+each with its own table of kinds:
+
+* :class:`PlainStep`, for :class:`~npixelcnn.plain_sampler.PlainCachedPixelCNN`:
+  each step written as the maths (:mod:`npixelcnn.plain_steps`);
+* :class:`FastStep`, for :class:`~npixelcnn.cached_sampler.CachedPixelCNN`:
+  the same computations, arranged for speed (:mod:`npixelcnn.pixel_steps`).
+
+A step class registers itself for a kind of layer where it is defined, the way
+a model registers its architecture with ``arch=``::
+
+    class ReLUStep(PlainStep, layer=ReLU):
+        def at(self, x, i, j):
+            return np.maximum(x, 0)
+
+A new kind of layer brings its steps in its own module
+(:mod:`npixelcnn.gated_steps` for the Gated PixelCNN's layers); nothing else
+changes. Importing a module that defines step classes fills the tables, and
+changes nothing else in the process.
+"""
+
+
+class PixelStep:
+    """One layer at one pixel: the protocol every step follows.
+
+    The sampler calls, at every pixel (i, j) in raster order:
+
+    * ``x = first.compute(i, j)`` for the model's first layer, which reads the
+      image before (i, j): the pixels stored with ``first.store_pixel``;
+    * ``x = step.at(x, i, j)`` for every later layer, x being the previous
+      layer's output at (i, j);
+    * ``first.store_pixel(i, j, values)`` once the level of (i, j) is drawn.
+
+    What flows from step to step is the layer's output at one pixel: (B, C)
+    for an ordinary layer (the fast flavour adds a column of ones), a pair
+    (v_row, h) between the gated layers of the Gated PixelCNN.
+
+    Everything but :meth:`at` has a default here, right for the layers that
+    need nothing more (a ReLU, a 1x1 convolution): a subclass overrides only
+    what its layer needs.
+    """
+
+    registry = None
+    """{layer class: step class}, one table per flavour, set by the flavour's base class
+    (:class:`PlainStep`, :class:`FastStep`) and filled by ``layer=`` in a class statement."""
+
+    flavour, sampler = None, "a cached sampler"
+    """The flavour's name ("plain", "fast") and that of the sampler that runs it, for error messages."""
+
+    reads_own_pixel = True
+    """Does the output at (i, j) read the layer's input at (i, j)? The model's first layer
+    must not (mask A: the pixel is not drawn yet). True unless a step knows better, so a
+    layer that cannot be a first layer is refused as one."""
+
+    inputs = ()
+    """The arrays in which the step keeps its input for later pixels (views without
+    their zero padding); the tests fill them with garbage to show that nothing is read
+    before it is written. A step that keeps nothing: ()."""
+
+    children = ()
+    """The steps of a container layer (a sequence, a residual connection), in order;
+    () for a leaf layer."""
+
+    def __init_subclass__(cls, layer=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if layer is None:
+            return
+        if cls.registry is None:
+            raise TypeError(f"{cls.__name__}: register a step with a flavour, as a subclass of "
+                            f"PlainStep or FastStep, not of PixelStep itself")
+        if layer in cls.registry:
+            raise ValueError(f"two {cls.flavour} steps for {layer.__name__}: "
+                             f"{cls.registry[layer].__name__} and {cls.__name__}")
+        cls.registry[layer] = cls
+
+    @classmethod
+    def for_layer(cls, layer, *args):
+        """The step of this flavour for ``layer``: the step class registered for the
+        nearest class of its ancestry (a MaskedConv2D gets the Conv2D step)."""
+        for kind in type(layer).__mro__:
+            if kind in cls.registry:
+                return cls.registry[kind].make(layer, *args)
+        known = sorted(kind.__name__ for kind in cls.registry)
+        raise TypeError(f"{cls.sampler} cannot compute a {type(layer).__name__} one pixel at a time; "
+                        f"it knows {known}")
+
+    @classmethod
+    def make(cls, layer, *args):
+        """A step of this class for ``layer``. A step class whose layer kind has variants
+        (the fast step of a 1x1 convolution differs from a k x k one's) overrides it
+        to pick one."""
+        return cls(layer, *args)
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def at(self, x, i, j):
+        """The layer's output at (i, j) from its input there, x; keeps what later pixels read."""
+        raise NotImplementedError(f"{type(self).__name__} must define at(x, i, j)")
+
+    def store_pixel(self, i, j, values):
+        """First layer only: store the image's values (B,) at (i, j), once drawn."""
+        raise TypeError(f"{self.sampler}: {type(self.layer).__name__} cannot be a model's first layer")
+
+    def compute(self, i, j):
+        """First layer only: its output at (i, j), from the pixels stored before (i, j)."""
+        raise TypeError(f"{self.sampler}: {type(self.layer).__name__} cannot be a model's first layer")
+
+
+class PlainStep(PixelStep):
+    """The flavour of :class:`~npixelcnn.plain_sampler.PlainCachedPixelCNN`: steps written
+    as the maths, x (B, C_in) -> y (B, C_out).
+
+    Made as ``StepClass(layer, shape, batch, dtype)``: the image shape (H, W), B, and the
+    model's dtype, for the arrays the step keeps.
+    """
+
+    registry = {}
+    flavour, sampler = "plain", "PlainCachedPixelCNN"
+
+    def __init__(self, layer, shape, batch, dtype):
+        super().__init__(layer)
+
+
+class FastStep(PixelStep):
+    """The flavour of :class:`~npixelcnn.cached_sampler.CachedPixelCNN`: rows that end in a
+    column of ones, x (B, C_in + 1) -> y (B, C_out + 1), written into buffers made once.
+
+    Made as ``StepClass(layer, shape, rows)``: the image shape (H, W) and the
+    :class:`~npixelcnn.pixel_steps.Rows` its outputs are written into. ``at`` may return
+    a row that its next call overwrites.
+    """
+
+    registry = {}
+    flavour, sampler = "fast", "CachedPixelCNN"
+    in_place = False
+    """May ``at`` overwrite its input row and return it? Set by ``pixel_steps.allow_in_place``
+    for the steps that can, where it is safe."""
+
+    def __init__(self, layer, shape, rows):
+        super().__init__(layer)
+
+    def full(self, x, upto):
+        """The layer on whole rows, x (B, rows, W, C_in) -> (B, rows, W, C_out), keeping what
+        the pixels from raster index ``upto`` on will read (the prefill of a completion).
+        Default, for a step that keeps nothing: the layer's own forward pass."""
+        return self.layer.forward(x)
+
+
+def walk(steps):
+    """Every step, the children of sequences and residual connections included, in order."""
+    for step in steps:
+        yield step
+        yield from walk(step.children)
+
+
+def check_causal_taps(layer, sampler):
+    """Raise ValueError unless every kept tap of the convolution ``layer`` is at or before
+    the kernel's centre in raster order: only then can it be computed pixel by pixel."""
+    taps = [tuple(t) for t in layer.taps.tolist()]
+    centre = (layer.kernel_size // 2, layer.kernel_size // 2)
+    if any(t > centre for t in taps):               # (row, col) after the centre in raster order
+        raise ValueError(f"{sampler}: {type(layer).__name__} with kernel taps {taps} reads pixels "
+                         f"after the one it computes; only causal convolutions can be computed "
+                         f"pixel by pixel")
+    return centre in taps                           # does it read its own pixel (mask B)?
+
+
+def check_first_step(first, model, sampler):
+    """Raise ValueError unless the model's first layer leaves the pixel it predicts unread."""
+    if first.reads_own_pixel:
+        raise ValueError(f"{sampler}: the first layer of {type(model).__name__} must be a "
+                         f"convolution that does not read the pixel it predicts (mask A), "
+                         f"got {first.layer!r}")
