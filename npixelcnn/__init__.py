@@ -18,7 +18,8 @@ The public API:
 * training: :class:`Trainer`, :func:`evaluate` (``parallel=True``: the batch split over the cores);
   its settings: :class:`TrainConfig` (``TrainConfig.from_preset``)
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
-* sampling: :func:`sample`, :func:`complete`, :class:`CachedPixelCNN`
+* sampling: :func:`sample`, :func:`complete`; the cached samplers: :class:`PlainCachedPixelCNN`
+  (the idea, to be read) and :class:`CachedPixelCNN` (its fast twin)
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
 """
 

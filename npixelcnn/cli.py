@@ -173,7 +173,8 @@ def add_sampling_options(parser):
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="below 1: sharper, less varied images; above 1: noisier (default: 1)")
     parser.add_argument("--method", choices=METHODS, default="cached",
-                        help="cached (fast, default) or naive (a full forward pass per pixel)")
+                        help="cached (the fast cached sampler, default), plain-cached (the same draws by "
+                             "the readable cached sampler) or naive (a full forward pass per pixel)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -61,15 +61,15 @@ class ConvStep(PlainStep, layer=Conv2D):
     """A convolution at (i, j): its kept taps times its kept weights, plus the bias.
 
     What it remembers: its whole input image, zero-padded, written pixel by pixel
-    as the inputs arrive. Then the taps of pixel (i, j) sit at the same places as in
-    im2col, with no ring to wrap around. A k x k causal window only ever reads its
-    last k//2 + 1 input rows, and the fast step keeps just those (less memory); here
-    reading it right matters more. A 1x1 convolution keeps nothing.
+    as the inputs arrive. Then the taps of pixel (i, j) sit where im2col finds them,
+    with no ring to wrap around. (A k x k causal window only ever reads its last
+    k//2 + 1 input rows, and the fast step keeps just those, to save memory; here
+    code that reads as the maths matters more.) A 1x1 convolution keeps nothing.
     """
 
     def __init__(self, layer, shape, batch, dtype):
         super().__init__(layer, shape, batch, dtype)
-        self.reads_own_pixel = check_causal_taps(layer, self.sampler)
+        self.reads_own_pixel = check_causal_taps(layer, self.sampler)   # mask B: yes; mask A: no
         self.p, self.taps = layer.kernel_size // 2, layer.taps
         self.weights = layer.kept_weights()                         # (T*C_in, C_out)
         self.bias = layer.params["b"].copy()                        # (C_out,)

@@ -127,11 +127,11 @@ def draw(logits, temperature, rng):
     Inverse-CDF sampling: a uniform u in [0, 1) picks the first level whose
     cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``).
     Computed in the logits' own precision: float32 for a float32 model, whose
-    exp NumPy vectorises with twice as many values per instruction as in
-    float64 (the ``draw`` line of ``python benchmarks/bench_sampling.py
-    --levels 256 --profile``). Two logit arrays that differ in the last bits
-    (sums taken in another order) give the same levels unless a u lands within
-    that distance of a class boundary.
+    exp NumPy's SIMD code computes on twice as many values per instruction as
+    in float64 (the ``draw`` line of ``python benchmarks/bench_sampling.py
+    --levels 256 --profile`` shows its share of a run). Two logit arrays that
+    differ in the last bits (sums taken in another order) give the same levels
+    unless a u lands within that distance of a class boundary.
 
     Returns:
         (n,) uint8 levels.

@@ -42,7 +42,9 @@ class PixelStep:
 
     Everything but :meth:`at` has a default here, right for the layers that
     need nothing more (a ReLU, a 1x1 convolution): a subclass overrides only
-    what its layer needs.
+    what its layer needs. The fast flavour adds ``full`` (:class:`FastStep`),
+    which fills a completion's given part in one batched pass; the plain
+    sampler runs that part through ``at`` like the rest.
     """
 
     registry = None

@@ -36,3 +36,18 @@ def test_the_command_line_sets_the_blas_spin_itself(tmp_path):
     real = subprocess.run([sys.executable, "-m", "npixelcnn", "eval", "--help"], cwd=tmp_path,
                           capture_output=True, text=True, env={"PATH": ""})
     assert real.returncode == 0 and "--checkpoint" in real.stdout, real.stderr
+
+
+def test_importing_the_package_changes_nothing_in_the_process(tmp_path):
+    """No thread started, no signal handler, no BLAS setting, no speed switch turned on: a
+    learner's process after ``import npixelcnn`` is the process before it (numpy aside)."""
+    code = ("import json, signal, threading, numpy\n"
+            "before = (threading.active_count(), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))\n"
+            "import npixelcnn\n"
+            "from npixelcnn import blas, ops\n"
+            "after = (threading.active_count(), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))\n"
+            "print(json.dumps({'same': before == after, 'fast': ops.using_fast(), 'pool': npixelcnn.fast_ops._pool is None}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '{"same": true, "fast": false, "pool": true}'

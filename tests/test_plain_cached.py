@@ -150,7 +150,8 @@ def test_the_command_line_samples_with_the_plain_sampler(tmp_path):
     path = npc.save_checkpoint(model, tmp_path / "tiny.npz")
     assert cli.main(["sample", "--checkpoint", str(path), "--n", "2", "--method", "plain-cached", "--seed", "3",
                      "--no-progress", "--out", str(tmp_path / "s.png")]) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), sample(model, 2, (28, 28), seed=3, method="plain-cached"))
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"),
+                                  sample(model, 2, (28, 28), seed=3, method="plain-cached"))
 
 
 # --------------------------------------------------------------------------- nothing read before it is written

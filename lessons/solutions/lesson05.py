@@ -46,7 +46,7 @@ def receptive_field(p, shape=(28, 28), first_kernel=7, blocks=10):
 
 
 def numbers_in_rings(blocks, hidden, width=28, first_kernel=7, block_kernel=3):
-    """Exercise 4: numbers the cached sampler's rings hold per image: each masked layer keeps
+    """Exercise 4: numbers the fast cached sampler's rings hold per image: each masked layer keeps
     its last k // 2 + 1 input rows of ``width`` pixels, times its input channels (1 for the
     image, ``hidden`` for each block's 3x3 layer)."""
     return ((first_kernel // 2 + 1) * width * 1
