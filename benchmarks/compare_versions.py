@@ -50,6 +50,7 @@ import numpy as np
 
 TRAINING = {                      # measurement name: the options that choose the model
     "train pixelcnn small, 4 levels": ["--arch", "pixelcnn", "--preset", "small", "--levels", "4"],
+    "train pixelcnn medium, 4 levels": ["--arch", "pixelcnn", "--preset", "medium", "--levels", "4"],
     "train gated medium-k5, 4 levels": ["--arch", "gated", "--preset", "medium-k5", "--levels", "4"],
     "train pixelcnn small, 256 levels": ["--arch", "pixelcnn", "--preset", "small", "--levels", "256"],
 }
