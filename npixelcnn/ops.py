@@ -23,13 +23,9 @@ _use_fast = False
 
 
 def use_fast(enabled=True):
-    """From now on, the layers run the fast twins (True) or the plain operations (False).
-
-    Returns the previous setting, so that a caller can restore it.
-    """
+    """From now on, the layers run the fast twins (True) or the plain operations (False)."""
     global _use_fast
-    before, _use_fast = _use_fast, bool(enabled)
-    return before
+    _use_fast = bool(enabled)
 
 
 def using_fast():
@@ -40,7 +36,8 @@ def using_fast():
 @contextmanager
 def fast(enabled=True):
     """Within the block, the layers run the fast twins (or, with ``enabled=False``, the plain operations)."""
-    before = use_fast(enabled)
+    before = using_fast()
+    use_fast(enabled)
     try:
         yield
     finally:
