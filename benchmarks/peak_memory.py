@@ -3,6 +3,9 @@
     python benchmarks/peak_memory.py --checkpoint checkpoints/pixelcnn_mnist256.npz --data-dir ../shared/mnist
     python benchmarks/peak_memory.py --arch gated --levels 256 --data-dir ../shared/mnist   # random weights
 
+Each job runs as the command line runs it: the fast twins of the operations on, and the
+evaluation split over the cores (``parallel=True``).
+
 Jobs: ``evaluate`` scores the whole test set (batches of 50, as the CLI does);
 ``sample`` draws 64 images with the cached sampler; ``complete`` completes the
 top half of 8 test images 8 times each (64 at once).
@@ -51,12 +54,13 @@ def build(args):
 def run_job(args, job):
     """Child process: load, note the RSS, run one job, print one JSON line."""
     import npixelcnn as npc
+    npc.ops.use_fast(True)                  # as the command line runs
     model = build(args)
     images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], model.levels)[:args.test_images]
     before = rss_mb()
     start = time.perf_counter()
     if job == "evaluate":
-        result = f"{npc.nats_to_bits(npc.evaluate(model, images)):.4f} bits/dim on {len(images):,} images"
+        result = f"{npc.nats_to_bits(npc.evaluate(model, images, parallel=True)):.4f} bits/dim on {len(images):,} images"
     elif job == "sample":
         result = f"{npc.sample(model, 64, seed=0, method='cached').shape} sampled"
     else:

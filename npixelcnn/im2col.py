@@ -14,8 +14,8 @@ weight would turn into zeros anyway.
 
 These are the plain versions, to read next to lesson 02: pad once, then one
 shifted window per tap (the Python loop runs over the few taps, never over
-pixels). Training runs their fast twins in :mod:`npixelcnn.fast`, which give
-the same numbers without the padded copy.
+pixels). Their fast twins, in :mod:`npixelcnn.fast_ops`, give the same numbers
+without the padded copy; the command line's training runs those.
 """
 
 import numpy as np

@@ -162,13 +162,13 @@ def test_a_masked_convolution_gives_the_same_numbers_on_both_paths(k, mask_type,
     x = rng.standard_normal(shape)
     dy = rng.standard_normal(shape[:3] + (4,))
 
-    def forward_backward():
+    def forward_and_backward():
         y = layer.forward(x).copy()
         return y, layer.backward(dy).copy(), {n: g.copy() for n, g in layer.grads.items()}
 
     with ops.fast():
-        y_fast, dx_fast, grads_fast = forward_backward()
-    y_plain, dx_plain, grads_plain = forward_backward()        # the default: the plain operations
+        y_fast, dx_fast, grads_fast = forward_and_backward()
+    y_plain, dx_plain, grads_plain = forward_and_backward()        # the default: the plain operations
     np.testing.assert_allclose(y_fast, y_plain, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx_fast, dx_plain, rtol=1e-12, atol=1e-12)
     for name in grads_plain:

@@ -1,8 +1,8 @@
 """im2col gathers receptive fields; col2im is its exact adjoint; the fast twins agree.
 
 npc.im2col / npc.col2im are the plain versions (pad, one window per tap);
-npixelcnn.fast holds the twins that training runs (no padded copy, threads,
-reused buffers). Both are held against the definition, written pixel by pixel.
+npixelcnn.fast_ops holds the twins that the command line's training runs (no padded
+copy, threads, reused buffers). Both are held against the definition, written pixel by pixel.
 """
 
 import numpy as np

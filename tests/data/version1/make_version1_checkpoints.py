@@ -17,7 +17,6 @@ default mode, can be compared bit for bit. The gated run keeps a weight average.
 import sys
 from pathlib import Path
 
-import numpy as np
 
 import npixelcnn as npc
 
