@@ -17,7 +17,6 @@ default mode, can be compared bit for bit. The gated run keeps a weight average.
 import sys
 from pathlib import Path
 
-
 import npixelcnn as npc
 
 RUNS = {
