@@ -97,11 +97,16 @@ class AutoregressiveModel(Sequential):
         return f"{type(self).__name__}({settings}; {self.num_params():,} parameters)"
 
 
+def architecture(arch):
+    """The model class registered under the name ``arch``; a clear error for an unknown name."""
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch]
+
+
 def build_model(arch, config, seed=None):
     """A new model of architecture ``arch`` (a name in ARCHITECTURES) with the settings ``config``."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](**config, seed=seed)
+    return architecture(arch)(**config, seed=seed)
 
 
 def check_model(model, what="expected"):

@@ -70,21 +70,18 @@ def training_config(meta, path):
 
 
 def _version_1_settings(flat, meta, path):
-    """A version-1 file's flat training settings -> today's: the architecture's own settings under ``model``."""
+    """A version-1 file's flat training settings -> today's: the architecture's own settings under ``model``.
+
+    Which of the flat model fields are the architecture's own, and their names of then, are
+    those of ``meta["model"]``, the settings the file's model was rebuilt from (an edited
+    ``arch`` among the flat settings is then refused by the checks of the whole config)."""
     defaults = TrainConfig()
     flat = {**{name: getattr(defaults, name) for name in ADDED_SETTINGS}, **flat}
-    if not isinstance(flat["arch"], str) or flat["arch"] not in ARCHITECTURES:
-        raise CheckpointError(f"{path}: its training settings name the architecture {flat['arch']!r}, "
-                              f"which this npixelcnn does not know (it knows {sorted(ARCHITECTURES)})")
-    renamed = ARCHITECTURES[flat["arch"]].renamed_settings
-    own = [renamed.get(name, name) for name in meta["model"] if name != "levels"]
-    model = {}
-    for name in VERSION_1_MODEL_FIELDS:
-        if name in flat:
-            value = flat.pop(name)
-            if renamed.get(name, name) in own:
-                model[renamed.get(name, name)] = value
-    return {**flat, "model": model}
+    renamed = architecture_of(meta, path).renamed_settings
+    model = {renamed.get(name, name): flat[name] for name in VERSION_1_MODEL_FIELDS
+             if name in flat and name in meta["model"]}
+    training = {name: value for name, value in flat.items() if name not in VERSION_1_MODEL_FIELDS}
+    return {**training, "model": model}
 
 
 def training_state(meta, config, path):

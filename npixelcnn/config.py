@@ -11,7 +11,7 @@ import inspect
 import math
 from dataclasses import dataclass, field
 
-from .autoregressive import ARCHITECTURES
+from .autoregressive import architecture
 from .validation import check_levels, check_positive_int, check_positive_number, check_real
 
 
@@ -70,13 +70,6 @@ class TrainConfig:
     def model_settings(self):
         """The keyword arguments that build the model: ``levels`` and the architecture's own settings."""
         return {"levels": self.levels, **self.model}
-
-
-def architecture(arch):
-    """The model class registered under the name ``arch``; a clear error for an unknown name."""
-    if not isinstance(arch, str) or arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch]
 
 
 def check_train_config(config):

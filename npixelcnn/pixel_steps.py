@@ -117,7 +117,7 @@ class CausalConvAt(ConvAt):
         height, width = shape
         batch, dtype = rows.batch, rows.dtype
         self.pad, channels = layer.kernel_size // 2, layer.in_channels
-        taps = layer.taps.tolist()
+        n_taps = len(layer.taps)
         self.reads_own_pixel = check_causal_taps(layer, self.sampler)    # mask B: yes; mask A: no
         # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
         # input rows are ever read again. They are kept in a ring, image row r
@@ -129,8 +129,8 @@ class CausalConvAt(ConvAt):
         # in raster order and channels inside each tap, as in the full layer;
         # the last column is the 1 that multiplies the bias row.
         self.cols = rows.scratch(f"{layer.kernel_size}x{layer.kernel_size} im2col row",
-                                 len(taps) * channels + 1)
-        tap_values = self.cols[:, :-1].reshape(batch, len(taps), channels)   # a view
+                                 n_taps * channels + 1)
+        tap_values = self.cols[:, :-1].reshape(batch, n_taps, channels)   # a view
         # A causal mask keeps whole kernel rows above the centre and the left
         # part of the centre row: in every kernel row the kept taps are side
         # by side, so one slice of the ring gathers them.

@@ -70,8 +70,7 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     rng = np.random.default_rng(seed)
     images = np.zeros((n,) + shape, dtype=np.uint8)          # the naive loop starts from zeros
     hidden = np.ones((n,) + shape, dtype=bool)                # every pixel is drawn
-    fill = _fill_naive if method == "naive" else _fill_cached
-    return fill(method, model, images, hidden, temperature, rng, progress)
+    return _fill(method, model, images, hidden, temperature, rng, progress)
 
 
 def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, method="cached",
@@ -116,8 +115,7 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     # Each image is repeated n_samples times, so one batch draws every completion.
     work = np.repeat(images.astype(np.uint8), n_samples, axis=0)              # (N*S, H, W)
     hidden = np.repeat(np.broadcast_to(~visible, images.shape), n_samples, axis=0)
-    fill = _fill_naive if method == "naive" else _fill_cached
-    out = fill(method, model, work, hidden, temperature, rng, progress)
+    out = _fill(method, model, work, hidden, temperature, rng, progress)
     return out.reshape(n, n_samples, height, width)
 
 
@@ -168,7 +166,16 @@ def _raster_pixels(hidden):
     return [tuple(p) for p in np.argwhere(hidden.any(axis=0))]
 
 
-def _fill_naive(method, model, images, hidden, temperature, rng, progress):
+def _fill(method, model, images, hidden, temperature, rng, progress):
+    """Fill ``images`` with the loop that ``method`` names."""
+    if method == "naive":
+        return _fill_naive(model, images, hidden, temperature, rng, progress)
+    # Looked up when called, so that a test can swap a sampler class for its own.
+    sampler = CachedPixelCNN if method == "cached" else PlainCachedPixelCNN
+    return _fill_cached(sampler, method, model, images, hidden, temperature, rng, progress)
+
+
+def _fill_naive(model, images, hidden, temperature, rng, progress):
     """A full forward pass per pixel: the seed tutorial's loop."""
     was_training = model.training
     model.eval()
@@ -184,11 +191,9 @@ def _fill_naive(method, model, images, hidden, temperature, rng, progress):
     return images
 
 
-def _fill_cached(method, model, images, hidden, temperature, rng, progress):
-    """One pixel's worth of every layer per pixel, with :class:`CachedPixelCNN`
+def _fill_cached(sampler, method, model, images, hidden, temperature, rng, progress):
+    """One pixel's worth of every layer per pixel, with ``sampler``: :class:`CachedPixelCNN`
     (method "cached") or :class:`PlainCachedPixelCNN` ("plain-cached")."""
-    # Looked up when called, so that a test can swap a sampler class for its own.
-    sampler = CachedPixelCNN if method == "cached" else PlainCachedPixelCNN
     pixels = _raster_pixels(hidden)
     if not pixels:
         return images                                   # nothing hidden: nothing to draw
