@@ -8,13 +8,14 @@ and cannot go on raises :class:`RunFailed` (exit status 1).
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .autoregressive import ARCHITECTURES
 from .checkpoint import load_checkpoint
-from .config import TrainConfig, steps_for_epochs
+from .config import MAX_STEPS, TrainConfig, steps_for_epochs
 from .data import check_data_dir, load_mnist, quantize
 from .files import check_writable_folder, claim_folder, describe_os_error, write_json_atomically, write_npy_atomically
 from .losses import nats_per_image, nats_to_bits
@@ -33,7 +34,16 @@ class RunFailed(Exception):
     """A run that started could not go on (e.g. its folder could no longer be written): exit status 1."""
 
 
+class Interrupted(Exception):
+    """A second Ctrl-C aborted a training run without saving; the message names the checkpoint kept.
+    Exit status 130, as for any command stopped by Ctrl-C."""
+
+
 MAX_MINUTES = 7 * 24 * 60          # a week: beyond it a budget is a typo (the probe would still run)
+MAX_EPOCHS = 10_000                # far beyond any run (the steps are bounded too: config.MAX_STEPS)
+# The images sampled at the end of a run are a preview (a grid in samples.png);
+# 'python -m npixelcnn sample --n N' draws more.
+MAX_PREVIEW_SAMPLES = 1_000
 # A new run's defaults (the preset: the architecture's first); a resume takes all of them
 # from its checkpoint, and refuses them as options.
 NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10)
@@ -55,9 +65,15 @@ def run_train(args):
             raise UsageError(f"--arch {args.arch} has the presets {sorted(presets)}, not {args.preset!r}")
     out = output_folder(args)
     with claim_folder(out):          # one run per folder, until this one ends
+        check_outputs_free(args, out)
         trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
         try:
             return train_and_report(args, trainer, out)
+        except KeyboardInterrupt:        # a second Ctrl-C: the first one asked for the save it cut short
+            checkpoint = out / "checkpoint.npz"
+            kept = (f"the last checkpoint written is kept: {checkpoint}" if checkpoint.exists()
+                    else "no checkpoint had been written")
+            raise Interrupted(f"aborted by a second Ctrl-C without saving; {kept}") from None
         except OSError as err:
             checkpoint = out / "checkpoint.npz"
             kept = (f"The last checkpoint written is kept: {checkpoint}" if checkpoint.exists()
@@ -73,7 +89,8 @@ def train_and_report(args, trainer, out):
           f"{cfg.levels} levels; writing to {out}/")
 
     def save(t):
-        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t))
+        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t),
+               data_source=str(check_data_dir(args.data_dir).resolve()))
 
     if trainer.state.step == 0:
         save(trainer)          # from the start there is a good checkpoint to fall back on
@@ -119,8 +136,6 @@ def check_train_options(args):
         if given:
             raise UsageError(f"--resume continues the saved run exactly; it cannot change "
                              f"{', '.join('--' + n.replace('_', '-') for n in given)}")
-    elif args.overwrite:
-        raise UsageError("--overwrite goes with --resume; a new run never replaces a checkpoint")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"no checkpoint at {args.resume}")
     check_data_dir(args.data_dir, "--data-dir")        # before the output folder is made
@@ -139,18 +154,53 @@ def check_train_options(args):
     if args.minutes is not None and not 0 < args.minutes <= MAX_MINUTES:
         raise UsageError(f"--minutes must be a number of minutes between 0 and {MAX_MINUTES} (a week), "
                          f"got {args.minutes}")
-    if args.epochs is not None and not math.isfinite(args.epochs):
-        raise UsageError(f"--epochs must be a finite number, got {args.epochs}")
-    if args.epochs is not None and not args.epochs > 0:
-        raise UsageError(f"--epochs must be positive, got {args.epochs}")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    if args.epochs is not None and not 0 < args.epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs must be a number of passes between 0 and {MAX_EPOCHS:,}, got {args.epochs}")
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise UsageError(f"--steps must be between 1 and {MAX_STEPS:,} (days of training even for the "
+                         f"smallest model), got {args.steps}")
     if args.evals is not None and args.evals < 1:
         raise UsageError(f"--evals must be at least 1, got {args.evals}")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
-    if args.samples < 0:
-        raise UsageError(f"--samples must be 0 or more, got {args.samples}")
+    if not 0 <= args.samples <= MAX_PREVIEW_SAMPLES:
+        raise UsageError(f"--samples (images sampled at the end of the run) must be between 0 and "
+                         f"{MAX_PREVIEW_SAMPLES:,}, got {args.samples}; to draw more, use "
+                         f"'python -m npixelcnn sample --n N' on the checkpoint")
+
+
+# What a run writes in its folder (samples.* only when it samples at the end).
+RUN_OUTPUTS = ("checkpoint.npz", "metrics.json", "loss_curve.png")
+SAMPLE_OUTPUTS = ("samples.png", "samples.npy")
+
+
+def check_outputs_free(args, out):
+    """A run replaces only its own files: a new run (or a resume into another folder) is refused
+    when ``out`` already holds any file it would write, unless ``--overwrite`` says to replace them."""
+    if args.overwrite:
+        return
+    if args.resume and _same_folder(Path(args.resume).parent, out):
+        return                                   # the resumed run's own folder: its own files
+    names = RUN_OUTPUTS + (SAMPLE_OUTPUTS if args.samples > 0 else ())
+    present = [name for name in names if (out / name).exists()]
+    if not present:
+        return
+    checkpoint = out / "checkpoint.npz"
+    if args.resume and checkpoint.exists():
+        raise UsageError(f"{out} already holds another run's checkpoint ({checkpoint}); resuming "
+                         f"{args.resume} there would replace it. Choose another --out, or add --overwrite")
+    if checkpoint.exists():
+        raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, another --out, "
+                         f"or --overwrite to start a new run over it")
+    raise UsageError(f"{out} already holds {', '.join(present)}, which this run would replace; "
+                     f"choose another --out, or add --overwrite to replace them")
+
+
+def _same_folder(a, b):
+    try:
+        return a.samefile(b)
+    except OSError:             # one of them does not exist
+        return False
 
 
 def output_folder(args):
@@ -163,9 +213,6 @@ def output_folder(args):
 
 
 def new_trainer(args, out):
-    checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists():
-        raise UsageError(f"{checkpoint} already exists: use --resume {checkpoint}, or another --out")
     chosen = {name: getattr(args, name) for name in ("batch_size", "lr", "ema") if getattr(args, name) is not None}
     config = TrainConfig.from_preset(args.arch, args.preset, levels=args.levels, seed=args.seed,
                                      evals=args.evals, **chosen)
@@ -178,6 +225,9 @@ def new_trainer(args, out):
         if config.total_steps < 1:
             raise UsageError(f"--epochs {args.epochs:g} gives no full batch of {config.batch_size} "
                              f"from {len(train_images):,} images; ask for more epochs or use --steps")
+        if config.total_steps > MAX_STEPS:
+            raise UsageError(f"--epochs {args.epochs:g} is {config.total_steps:,} steps of batch "
+                             f"{config.batch_size}, more than {MAX_STEPS:,}; ask for fewer epochs")
     else:
         minutes = 15.0 if args.minutes is None else args.minutes
         config.total_steps, per_step = steps_for_minutes(trainer, minutes)
@@ -200,14 +250,13 @@ def seconds_per_evaluation(trainer, probe_images=100):
 
 
 def resume_trainer(args, out):
-    target = out / "checkpoint.npz"
-    resumed = Path(args.resume)
-    if target.exists() and resumed.exists() and not target.samefile(resumed) and not args.overwrite:
-        raise UsageError(f"{out} already holds another run's checkpoint ({target}); resuming "
-                         f"{resumed} there would replace it. Choose another --out, or add --overwrite")
     ckpt = load_checkpoint(args.resume)
     train_images, test_images = load_levels(args.data_dir, ckpt.model.levels)
-    trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume, parallel=True)
+    with warnings.catch_warnings(record=True) as caught:      # a file that does not record its data
+        warnings.simplefilter("always")
+        trainer = Trainer.from_checkpoint(ckpt, train_images, test_images, args.resume, parallel=True)
+    for warning in caught:
+        print(f"warning: {warning.message}")
     print(f"resuming {args.resume} at step {trainer.state.step} of {trainer.config.total_steps}")
     return trainer
 
@@ -245,6 +294,7 @@ def run_eval(args):
 
 # -- sample and complete -----------------------------------------------------
 def run_sample(args):
+    check_sampling_options(args)
     model = load_checkpoint(args.checkpoint).model
     out = png_path(args.out)
     started = time.perf_counter()
@@ -259,6 +309,11 @@ def run_sample(args):
 
 
 def run_complete(args):
+    check_sampling_options(args)
+    if args.samples < 1:
+        raise UsageError(f"--samples (completions per image) must be at least 1, got {args.samples}")
+    if args.rows < 0:
+        raise UsageError(f"--rows must be 0 or more, got {args.rows}")
     check_data_dir(args.data_dir, "--data-dir")
     model = load_checkpoint(args.checkpoint).model
     out = png_path(args.out)
@@ -279,6 +334,16 @@ def run_complete(args):
     print(f"completed {args.n} test images x {args.samples} from their top {args.rows} rows in "
           f"{seconds:.1f} s ({args.method}); wrote {out} and {out.with_suffix('.npy')}")
     return 0
+
+
+def check_sampling_options(args):
+    """The options 'sample' and 'complete' share, checked before the checkpoint is read."""
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise UsageError(f"--temperature must be a finite number > 0, got {args.temperature}")
 
 
 def png_path(out):

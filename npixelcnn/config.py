@@ -15,6 +15,12 @@ from .autoregressive import architecture
 from .validation import check_levels, check_positive_int, check_positive_number, check_real
 
 
+# The longest run a config may ask for. Even the smallest preset takes days for ten million
+# steps on a CPU; a longer run is a typo (an extra zero, 1e20 for 1e2), and it would never
+# leave the peak of the learning-rate schedule, whose cosine is spread over the whole run.
+MAX_STEPS = 10_000_000
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run (saved in every checkpoint).
@@ -102,6 +108,8 @@ def check_train_config(config):
         if not 0 < config.ema < 1:
             raise ValueError(f"ema (the weight average's decay) must be in (0, 1), e.g. 0.9995, got {config.ema}")
     check_positive_int(config.total_steps, "total_steps")
+    if config.total_steps > MAX_STEPS:
+        raise ValueError(f"total_steps must be at most {MAX_STEPS:,} (see config.MAX_STEPS), got {config.total_steps:,}")
     if config.minutes is not None:                    # None: the run is fixed in steps
         check_positive_number(config.minutes, "minutes")
     check_positive_int(config.evals, "evals")

@@ -73,7 +73,7 @@ def resolve_data_dir(data_dir=None):
     """The MNIST folder: ``data_dir``, else $NPIXELCNN_DATA, else ~/.cache/npixelcnn/mnist."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    if os.environ.get(ENV_VAR):
+    if os.environ.get(ENV_VAR, "").strip():      # set but empty counts as unset
         return Path(os.environ[ENV_VAR]).expanduser()
     return default_data_dir()
 
@@ -91,6 +91,10 @@ def check_data_dir(data_dir=None, option="data_dir"):
     default cache is created on first use. ``option`` names ``data_dir`` in the
     message (the CLI says "--data-dir"). Returns the folder as a Path.
     """
+    if data_dir is not None and not str(data_dir).strip():
+        # Path("") is the current folder, where a download would then land.
+        raise ValueError(f"{option} is empty; name the folder of the MNIST .gz files, or leave it out "
+                         f"to use ${ENV_VAR} or {default_data_dir()}")
     folder = resolve_data_dir(data_dir)
     named = option if data_dir is not None else f"${ENV_VAR}"
     if folder.exists() and not folder.is_dir():

@@ -14,9 +14,11 @@ runs (:func:`claim_folder`), so two runs started with the same ``--out`` cannot
 both write there.
 """
 
+import errno
 import json
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,10 +48,22 @@ def write_atomically(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _short_write_explained(err, path) from None
     except BaseException:  # KeyboardInterrupt too: never leave the temp file behind
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _short_write_explained(err, path):
+    """NumPy's ``tofile`` reports a short write as "50176 requested and 12160 written", with no
+    errno: on a regular file that means the disk (or the user's quota) is full. Say so."""
+    if err.errno is not None:
+        return err
+    free = shutil.disk_usage(path.parent).free
+    return OSError(errno.ENOSPC, f"No space left on device: {err} ({free:,} bytes free)", str(path))
 
 
 def remove_stale_temporaries(path):
@@ -118,16 +132,26 @@ def claim_folder(folder):
     Creates the folder if needed, then takes an exclusive lock on the file
     ``folder/.npixelcnn.lock`` (``flock`` on POSIX, ``msvcrt.locking`` on
     Windows). The OS drops the lock when the process ends, even by ``kill -9``,
-    so a crash never leaves a folder claimed.
+    so a crash never leaves a folder claimed. When the block ends the lock file
+    is removed, and so is every folder the claim created that is still empty:
+    a start that was refused leaves nothing behind.
 
     Raises :class:`FolderInUseError` if another process (or another claim in
     this one) holds it; NotADirectoryError or the OS's error if the folder is a
     file, cannot be created, or cannot be written.
     """
+    created = _missing_folders(Path(folder))
     folder = make_folder(folder)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    lock = folder / LOCK_NAME
     try:
-        if not _lock(fd):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+    held = False
+    try:
+        held = _lock(fd) and _still_named(fd, lock)
+        if not held:
             owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             raise FolderInUseError(
                 f"{folder} is in use by another run (pid {owner}); wait for it to end, or choose another --out"
@@ -136,7 +160,41 @@ def claim_folder(folder):
         os.write(fd, f"{os.getpid()}\n".encode())
         yield folder
     finally:
+        if held and os.name == "posix":     # (Windows cannot remove an open file)
+            lock.unlink(missing_ok=True)    # while still holding it: see _still_named
         os.close(fd)                   # closing the file releases the lock
+        _remove_if_empty(created)      # a refused start leaves no folder behind
+
+
+def _still_named(fd, lock):
+    """True if the locked file ``fd`` is still the one called ``lock``. A run removes its lock
+    file when it ends; a process that opened the file just before could then lock the removed
+    file, while a third creates a new one: both would think they hold the folder. So a lock
+    only counts if the name still leads to the locked file."""
+    try:
+        named = os.stat(lock)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _missing_folders(folder):
+    """The folders that creating ``folder`` would make, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_if_empty(folders):
+    """Remove the folders (deepest first) that are empty: those a refused start created."""
+    for folder in folders:
+        try:
+            folder.rmdir()             # only succeeds for an empty folder
+        except OSError:
+            return
 
 
 def _lock(fd):

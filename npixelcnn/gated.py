@@ -24,7 +24,7 @@ import numpy as np
 from . import ops
 from .autoregressive import AutoregressiveModel, Preset
 from .layers import Conv2D, Layer, Module, ReLU, as_rng
-from .validation import check_gradient, check_positive_int
+from .validation import check_gradient, check_levels, check_positive_int
 
 _NO_CACHE = "{}.backward called before forward in training mode"
 
@@ -169,7 +169,7 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
     """Gated layers (no blind spot), then ReLU, 1x1, ReLU, 1x1 -> logits.
 
     Args:
-        levels: number of intensity levels, >= 2.
+        levels: number of intensity levels, 2 to 256.
         channels: C, the channels of both stacks (and of each gate's output).
         layers: gated layers, the first included (>= 1).
         kernel_size: k of every layer's stacks, odd >= 3.
@@ -200,7 +200,7 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
 
     def __init__(self, levels=4, channels=32, layers=8, kernel_size=3, head=64, seed=None):
         super().__init__()
-        check_positive_int(levels, "levels", minimum=2)
+        check_levels(levels)
         check_positive_int(channels, "channels")
         check_positive_int(layers, "layers")
         check_positive_int(head, "head")

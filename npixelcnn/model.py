@@ -14,7 +14,7 @@ import numpy as np
 from .autoregressive import AutoregressiveModel, Preset
 from .blocks import ResidualBlock
 from .layers import Conv2D, MaskedConv2D, ReLU
-from .validation import check_positive_int
+from .validation import check_levels, check_positive_int
 
 
 class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
@@ -25,7 +25,7 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
     intensity levels.
 
     Args:
-        levels: number of intensity levels (classes per pixel), >= 2.
+        levels: number of intensity levels (classes per pixel), 2 to 256.
         hidden: h, the residual blocks' bottleneck width; the stream has 2h channels.
         blocks: number of residual blocks.
         head: width of the two 1x1 layers of the output head.
@@ -59,7 +59,7 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
 
     def __init__(self, levels=4, hidden=64, blocks=15, head=128, seed=None):
         super().__init__()
-        check_positive_int(levels, "levels", minimum=2)
+        check_levels(levels)
         check_positive_int(hidden, "hidden")
         check_positive_int(blocks, "blocks", minimum=0)
         check_positive_int(head, "head")

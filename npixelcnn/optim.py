@@ -29,15 +29,42 @@ def clip_by_global_norm(grads, max_norm):
 
 
 class Optimizer:
-    """Shared parts: the model, an optional clip and the step counter."""
+    """Shared parts: the model, an optional clip and the step counter.
+
+    ``lr`` and ``clip_norm`` are checked whenever they are set, after construction
+    too (a schedule sets ``lr`` before every step): a negative learning rate
+    would climb the loss without a word.
+    """
 
     def __init__(self, model, lr, clip_norm=None):
-        check_positive_number(lr, "lr")
-        if clip_norm is not None:                       # None: no clipping
-            check_positive_number(clip_norm, "clip_norm")
+        params, grads = getattr(model, "params", None), getattr(model, "grads", None)
+        if not isinstance(params, dict) or not isinstance(grads, dict) or set(params) != set(grads):
+            raise TypeError(f"an optimizer needs a model with 'params' and 'grads' dicts of arrays under "
+                            f"the same names (a PixelCNN, a layer), got {type(model).__name__}")
         self.model, self.lr, self.clip_norm = model, lr, clip_norm
         self.t = 0
         self.last_grad_norm = None
+
+    @property
+    def lr(self):
+        """The learning rate of the next step: a finite number > 0."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        check_positive_number(value, "lr")
+        self._lr = value
+
+    @property
+    def clip_norm(self):
+        """Gradients are clipped to this global norm before each step; None: no clipping."""
+        return self._clip_norm
+
+    @clip_norm.setter
+    def clip_norm(self, value):
+        if value is not None:
+            check_positive_number(value, "clip_norm")
+        self._clip_norm = value
 
     def step(self):
         """Apply one update to ``model.params`` from ``model.grads``."""

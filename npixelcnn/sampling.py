@@ -135,8 +135,9 @@ def draw(logits, temperature, rng):
         (n,) uint8 levels.
     """
     z = np.asarray(logits)
-    if not np.issubdtype(z.dtype, np.floating) or z.dtype.type(temperature) == 0:
-        z = z.astype(np.float64)      # (a temperature too small for float32 still divides in float64)
+    if not np.issubdtype(z.dtype, np.floating) or not (
+            float(np.finfo(z.dtype).tiny) <= temperature <= float(np.finfo(z.dtype).max)):
+        z = z.astype(np.float64)      # a temperature float32 cannot hold (1e-50, 1e300) divides in float64
     if not np.isfinite(z).all():
         raise ValueError("draw: the model gave NaN or infinite logits; its parameters are broken "
                          "(a diverged run?), so there is nothing to sample from")

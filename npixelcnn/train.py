@@ -1,4 +1,4 @@
-"""Training and evaluation: minibatches, Adam, a learning-rate schedule, bits/dim.
+"""Training: minibatches, Adam, a learning-rate schedule, test evaluations in bits/dim.
 
 One training step: take a batch of level images, feed level / (levels - 1) to
 the model, score its logits against the levels with the softmax cross-entropy,
@@ -13,6 +13,7 @@ resumed run bit-for-bit identical to an uninterrupted one.
 
 import math
 import time
+import warnings
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,8 +25,10 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .checkpoint_meta import CheckpointError, training_config, training_state
 from .config import check_train_config, learning_rate, next_evaluation
 from .data import to_model_input
-from .data_parallel import split_loss_and_gradients, split_total
-from .losses import nats_to_bits, softmax_cross_entropy, total_nll
+from .data_identity import check_data_record, check_same_data, data_record
+from .data_parallel import split_loss_and_gradients
+from .evaluation import evaluate
+from .losses import nats_to_bits, softmax_cross_entropy
 from .optim import Adam, WeightAverage
 from .progress import paused, tqdm
 from .run_control import BudgetCheck, stop_on_interrupt
@@ -63,50 +66,6 @@ DIVERGENCE_WINDOW = 20
 DIVERGENCE_FACTOR = 3.0
 
 
-def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False):
-    """Mean NLL of a set of images in nats per dimension (divide by ln 2 for bits).
-
-    Args:
-        model: a :class:`PixelCNN`, or any model of :mod:`npixelcnn.autoregressive`.
-        levels_images: (N, H, W) integer levels in [0, model.levels).
-        batch_size: images per forward pass. Small batches keep the activations
-            in the CPU's cache (``python benchmarks/bench_evaluate.py`` compares sizes).
-        progress: show a progress bar over the batches.
-        parallel: each core scores a part of every batch with a replica of the
-            model (:mod:`npixelcnn.data_parallel`); by default the whole batch
-            runs on the model itself, in the caller's thread.
-
-    The model runs in inference mode (no caches, no backward pass) and is put
-    back in the mode it was in.
-    """
-    check_positive_int(batch_size, "batch_size")
-    levels_images = np.asarray(levels_images)
-    if len(levels_images) == 0:       # the mean of nothing: say so, rather than divide by zero
-        raise ValueError("evaluate: no images to evaluate (got an empty array)")
-    check_model(model, "evaluate expects")
-    levels_images = check_level_images(levels_images, model.levels, "evaluate")
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    try:
-        starts = range(0, len(levels_images), batch_size)
-        for start in tqdm(starts, desc="evaluating", leave=False, disable=not progress):
-            batch = levels_images[start:start + batch_size]
-            x = to_model_input(batch, model.levels).astype(model.dtype, copy=False)   # float64 models too
-            if parallel:
-                total += split_total(_batch_nll, model, x, batch)
-            else:
-                total += _batch_nll(model, x, batch)
-    finally:
-        model.train(was_training)
-    return total / levels_images.size
-
-
-def _batch_nll(model, x, levels_batch):
-    """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W)."""
-    return total_nll(model.forward(x), levels_batch)
-
-
 class Trainer:
     """Runs (and resumes) the training loop of one model.
 
@@ -127,8 +86,9 @@ class Trainer:
                  parallel=False):
         check_train_config(config)
         self.config = config
-        self.train_images = np.asarray(train_images)
-        self.test_images = np.asarray(test_images)
+        self.train_images = check_level_images(np.asarray(train_images), config.levels, "Trainer (train_images)")
+        self.test_images = check_level_images(np.asarray(test_images), config.levels, "Trainer (test_images)")
+        self.data = data_record(self.train_images, self.test_images)     # what the checkpoints record
         if len(self.train_images) < config.batch_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is larger than the training set "
@@ -184,6 +144,11 @@ class Trainer:
             self.optimizer.step()
         if not math.isfinite(self.optimizer.last_grad_norm or 0.0):
             raise TrainingDiverged(f"the gradients became NaN or infinite at step {step}")
+        # A finite gradient times a huge learning rate can still overflow float32; caught
+        # here, not as NaN logits at the next evaluation, and never saved.
+        if not all(np.isfinite(p).all() for p in self.model.params.values()):
+            raise TrainingDiverged(f"the parameters became NaN or infinite at step {step} (learning rate "
+                                   f"{self.optimizer.lr:.3g}); try a lower --lr")
         self.state.step += 1
         if self.average is not None:
             self.average.update(self.model.params, self.state.step)
@@ -249,6 +214,8 @@ class Trainer:
         Returns the :class:`TrainState`. Raises :class:`TrainingDiverged` when
         the loss becomes NaN or infinite.
         """
+        if max_steps is not None:
+            check_positive_int(max_steps, "max_steps", minimum=0)
         cfg, state = self.config, self.state
         stop_at = None if max_steps is None else state.step + max_steps
         evals_done = sum(h["test_bits"] is not None for h in state.history)
@@ -342,7 +309,9 @@ class Trainer:
 
         Raises :class:`CheckpointError`, with the reason, when the training
         metadata is missing, incomplete, has settings no run can use, or
-        disagrees with the model the file holds.
+        disagrees with the model the file holds; :class:`OtherDataError` when the
+        images given are not the ones the run was trained on (a file written
+        before checkpoints recorded their data resumes with a warning).
         """
         if ckpt.optimizer is None or "train" not in ckpt.meta or "state" not in ckpt.meta:
             raise CheckpointError(f"{path} holds a model but no training state to resume")
@@ -368,6 +337,15 @@ class Trainer:
                 f"{'has no' if ckpt.trained_params is None else 'has'} trained weights beside the "
                 f"averaged ones; the file was edited")
         trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state, parallel=parallel)
+        if "data" in ckpt.meta:
+            try:
+                recorded = check_data_record(ckpt.meta["data"], path)
+            except ValueError as err:
+                raise CheckpointError(str(err)) from None
+            check_same_data(recorded, trainer.data, path, source=ckpt.meta.get("data_source"))
+        else:
+            warnings.warn(f"{path} does not record the data it was trained on (it was written by an earlier "
+                          f"npixelcnn); make sure the images given are the same", stacklevel=2)
         if ckpt.trained_params is not None:
             # The file's model holds the average (the trainer's average starts as a copy of
             # it); training goes on from the trained weights.
@@ -384,4 +362,5 @@ class Trainer:
                     "seed": self.config.seed,
                     "epoch_and_batch": divmod(self.state.step, len(self.train_images) // self.config.batch_size)},
             "history": self.state.history,
+            "data": self.data,
         }

@@ -249,7 +249,7 @@ def test_a_disk_full_from_the_start_says_no_checkpoint_was_written(tmp_path, cap
     assert run("train", "--steps", 3, *FAST, "--out", tmp_path / "run") == 1
     err = capsys.readouterr().err
     assert one_clear_line(err) and "No space left on device. No checkpoint could be written" in err
-    assert temporaries(tmp_path / "run") == []
+    assert not (tmp_path / "run").exists()        # nothing written: the folder it made is gone too
 
 
 @pytest.mark.usefixtures("few_mnist_images")
@@ -394,13 +394,13 @@ def test_logits_that_are_not_finite_are_reported():
     (["--minutes", "nan"], "--minutes must be a number of minutes between 0 and 10080"),
     (["--minutes", "1e300"], "--minutes must be a number of minutes between 0 and 10080"),
     (["--minutes", "-1"], "--minutes must be a number of minutes between 0 and 10080"),
-    (["--epochs", "0"], "--epochs must be positive"),
-    (["--epochs", "-1"], "--epochs must be positive"),
-    (["--epochs", "inf"], "--epochs must be a finite number"),
+    (["--epochs", "0"], "--epochs must be a number of passes between 0 and 10,000"),
+    (["--epochs", "-1"], "--epochs must be a number of passes between 0 and 10,000"),
+    (["--epochs", "inf"], "--epochs must be a number of passes between 0 and 10,000"),
     (["--epochs", "0.00001"], "gives no full batch"),
-    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "0"], "--steps must be between 1 and 10,000,000"),
     (["--steps", "2", "--evals", "0"], "--evals must be at least 1"),
-    (["--steps", "2", "--samples", "-1"], "--samples must be 0 or more"),
+    (["--steps", "2", "--samples", "-1"], "--samples (images sampled at the end of the run) must be between 0 and 1,000"),
 ], ids=lambda value: "_".join(value) if isinstance(value, list) else "")
 def test_impossible_budgets_are_refused_before_any_training(args, message, tmp_path, capsys, monkeypatch):
     steps = count_steps(monkeypatch)

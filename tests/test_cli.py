@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import cli
+from npixelcnn import cli, commands
 from npixelcnn.train import Trainer
 
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
@@ -109,7 +109,7 @@ def test_train_with_ema_saves_and_samples_the_average_and_resumes_from_the_train
     expected = npc.sample(ckpt.model, 2, shape=samples.shape[1:], seed=0, method="cached")
     np.testing.assert_array_equal(samples, expected)
     # The trainer rebuilt from the file trains on from the trained weights, not the average.
-    trainer = Trainer.resume(out / "checkpoint.npz", np.zeros((8, 12, 12), np.uint8), np.zeros((2, 12, 12), np.uint8))
+    trainer = Trainer.resume(out / "checkpoint.npz", *commands.load_levels(None, 4))     # the run's own data
     for name, p in trainer.model.params.items():
         np.testing.assert_array_equal(p, ckpt.trained_params[name])
         np.testing.assert_array_equal(trainer.average.averages[name], ckpt.model.params[name])
@@ -194,7 +194,8 @@ def test_complete_keeps_the_top_rows_of_test_images(checkpoint, tmp_path, mnist_
     (["sample", "--n", "0"], "n must be at least 1"),
     (["sample", "--out", "samples.jpg"], "--out must be a .png file"),
     (["complete", "--rows", "99"], "--rows must be between 0 and 12"),
-    (["complete", "--n", "0"], "--n must be between 1 and 32"),
+    (["complete", "--n", "0"], "--n must be at least 1"),
+    (["complete", "--n", "33"], "--n must be between 1 and 32"),
 ])
 def test_bad_sampling_options_give_one_clear_line(args, message, checkpoint, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
