@@ -277,6 +277,8 @@ def metrics(trainer):
 
 # -- eval -------------------------------------------------------------------
 def run_eval(args):
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_data_dir(args.data_dir, "--data-dir")
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model

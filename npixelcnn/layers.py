@@ -19,7 +19,13 @@ and gradient checks all walk one flat view.
 
 Activations are NHWC (batch, height, width, channels); convolution weights are
 (kh, kw, C_in, C_out), as in TensorFlow.
+
+:class:`Conv2D` allocates every parameter of the package's models, so it is
+where :func:`parameter_limit` caps how many a model being built may take.
 """
+
+import contextvars
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -171,6 +177,42 @@ class Module(Layer):
         return self
 
 
+class ParameterLimitExceeded(MemoryError):
+    """Building a layer would take the parameters built past the limit of :func:`parameter_limit`."""
+
+
+# {"limit": n, "built": parameters so far} inside parameter_limit, else None. A context
+# variable, not a global: a limit set in one thread never stops another building its model.
+_parameter_budget = contextvars.ContextVar("parameter_budget", default=None)
+
+
+@contextmanager
+def parameter_limit(limit):
+    """Within the block, the layers built may take at most ``limit`` parameters in all.
+
+    A layer that would pass the limit raises :class:`ParameterLimitExceeded` before it
+    allocates anything. :func:`~npixelcnn.checkpoint.load_checkpoint` builds a file's model
+    under a limit set by the arrays the file holds, so settings edited to ``hidden=100000``
+    are refused at once rather than after asking for 80 GB.
+    """
+    token = _parameter_budget.set({"limit": limit, "built": 0})
+    try:
+        yield
+    finally:
+        _parameter_budget.reset(token)
+
+
+def _claim_parameters(count, layer):
+    """Count ``count`` parameters of ``layer`` (a description) against the limit, if one is set."""
+    budget = _parameter_budget.get()
+    if budget is None:
+        return
+    if budget["built"] + count > budget["limit"]:
+        raise ParameterLimitExceeded(f"{layer} would bring the parameters built to "
+                                     f"{budget['built'] + count:,}, past the limit of {budget['limit']:,}")
+    budget["built"] += count
+
+
 def he_normal(rng, shape, fan_in, gain=1.0):
     """He (Kaiming) normal initialisation: std = gain * sqrt(2 / fan_in).
 
@@ -216,8 +258,11 @@ class Conv2D(Layer):
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
         check_kernel_size(kernel_size)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         k = kernel_size
+        # Before anything is allocated (the taps too): W holds k*k*C_in*C_out floats, b C_out.
+        _claim_parameters(k * k * in_channels * out_channels + out_channels,
+                          f"{type(self).__name__}({in_channels}, {out_channels}, kernel_size={k})")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.taps = np.argwhere(np.ones((k, k), dtype=bool)) if taps is None else np.asarray(taps)  # (T, 2)
         self._tap_rows, self._tap_cols = self.taps[:, 0], self.taps[:, 1]
         self._pointwise = k == 1 and len(self.taps) == 1          # a 1x1 that keeps its one tap

@@ -11,6 +11,7 @@ import pytest
 
 import npixelcnn as npc
 import npixelcnn.checkpoint as checkpoint_module
+from test_malformed_checkpoints import meta_checksum
 
 LEVELS = 4
 ARCH = {"levels": LEVELS, "hidden": 4, "blocks": 2, "head": 8}
@@ -64,9 +65,13 @@ def read_archive(path):
 
 
 def write_archive(path, arrays, meta=None):
-    """Write an .npz at exactly ``path`` (np.savez given a name appends ".npz" if missing)."""
+    """Write an .npz at exactly ``path`` (np.savez given a name appends ".npz" if missing).
+    A new ``meta`` gets the checksum it would have been written with, so an edited file
+    reaches the check its test is about."""
     if meta is not None:
         arrays = {**arrays, "meta": np.array(json.dumps(meta))}
+        if "meta_sha256" in arrays:
+            arrays["meta_sha256"] = np.array(meta_checksum(json.dumps(meta)))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     return path
@@ -112,7 +117,7 @@ def test_meta_extras_come_back(saved):
     assert meta["command"] == "python -m npixelcnn train --preset tiny"
     assert meta["metrics"] == {"test_bits": 1.25, "history": [[1, 1.9], [2, 1.7]]}
     assert meta["model"] == ARCH
-    assert meta["format"] == "npixelcnn-checkpoint" and meta["version"] == 2
+    assert meta["format"] == "npixelcnn-checkpoint" and meta["version"] == 3
 
 
 def test_the_loaded_model_gives_the_same_logits(saved, rng):
@@ -141,7 +146,7 @@ def test_a_model_saved_without_optimizer_loads_with_optimizer_none(tmp_path):
     path = npc.save_checkpoint(model, tmp_path / "model.npz")
     arrays, meta = read_archive(path)
     assert "optimizer" not in meta
-    assert all(key.startswith("param/") for key in arrays)
+    assert all(key.startswith("param/") for key in arrays if key != "meta_sha256")
     ckpt = npc.load_checkpoint(path)
     assert ckpt.optimizer is None
     assert same_bits(ckpt.model.params["input_conv.W"], model.params["input_conv.W"])
@@ -157,9 +162,9 @@ def test_the_archive_holds_only_plain_arrays_and_json(saved):
         dtypes = {key: archive[key].dtype for key in archive.files}
         meta = archive["meta"]
     names = set(model.params)
-    assert keys == ({"meta"} | {f"param/{n}" for n in names}
+    assert keys == ({"meta", "meta_sha256"} | {f"param/{n}" for n in names}
                     | {f"adam_m/{n}" for n in names} | {f"adam_v/{n}" for n in names})
-    assert all(dtype == np.float32 for key, dtype in dtypes.items() if key != "meta")
+    assert all(dtype == np.float32 for key, dtype in dtypes.items() if key not in ("meta", "meta_sha256"))
     assert meta.dtype.kind == "U" and meta.shape == ()          # one JSON string, not an object
     assert json.loads(str(meta))["model"] == ARCH
     with zipfile.ZipFile(path) as zf:
@@ -309,7 +314,7 @@ def test_meta_that_is_not_a_checkpoint_description_is_refused(saved, meta_text, 
 
 
 @pytest.mark.parametrize("version, match", [
-    (3, r"newer npixelcnn \(checkpoint version 3, this one reads up to 2\)"),
+    (4, r"newer npixelcnn \(checkpoint version 4, this one reads up to 3\)"),
     ("1", "no integer format version"),
     (0, "no integer format version"),
     (None, "no integer format version"),

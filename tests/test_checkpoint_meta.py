@@ -57,7 +57,7 @@ def test_a_resumed_version_1_run_saves_in_todays_format(tmp_path):
     trainer.run(max_steps=1, progress=False)
     path = trainer.save(tmp_path / "now.npz")
     ckpt = npc.load_checkpoint(path)
-    assert ckpt.meta["version"] == 2
+    assert ckpt.meta["version"] == 3
     assert ckpt.meta["train"]["model"] == {"channels": 4, "layers": 3, "kernel_size": 3, "head": 8}
     assert ckpt.meta["model"] == {"levels": 4, "channels": 4, "layers": 3, "kernel_size": 3, "head": 8}
     assert npc.Trainer.from_checkpoint(ckpt, *subset_levels()).state.step == 5

@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 from conftest import randomize
+from test_malformed_checkpoints import rewrite_meta
 
 import npixelcnn as npc
 from npixelcnn import cli
@@ -206,12 +207,7 @@ def test_the_cli_evaluates_samples_and_completes_any_architecture(tmp_path, mnis
 
 def test_a_checkpoint_of_an_unknown_architecture_is_refused(tmp_path):
     path = npc.save_checkpoint(TinyCausalNet(seed=0), tmp_path / "tiny.npz")
-    with np.load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    meta = json.loads(str(arrays["meta"]))
-    meta["arch"] = "transformer"
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
+    rewrite_meta(path, lambda meta: meta.update(arch="transformer"))
     with pytest.raises(npc.CheckpointError, match="architecture 'transformer', which this npixelcnn does not know"):
         npc.load_checkpoint(path)
 
@@ -219,12 +215,7 @@ def test_a_checkpoint_of_an_unknown_architecture_is_refused(tmp_path):
 def test_a_checkpoint_without_an_architecture_is_a_pixelcnn(tmp_path):
     """Files written before the contract (the shipped one) name no architecture."""
     path = npc.save_checkpoint(npc.PixelCNN(levels=3, hidden=2, blocks=1, head=4, seed=0), tmp_path / "p.npz")
-    with np.load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    meta = json.loads(str(arrays["meta"]))
-    del meta["arch"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
+    rewrite_meta(path, lambda meta: meta.pop("arch"))
     assert type(npc.load_checkpoint(path).model) is npc.PixelCNN
 
 
