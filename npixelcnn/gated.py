@@ -24,6 +24,7 @@ import numpy as np
 from . import ops
 from .autoregressive import AutoregressiveModel, Preset
 from .layers import Conv2D, Layer, Module, ReLU, as_rng
+from .masks import check_kernel_size
 from .validation import check_gradient, check_levels, check_positive_int
 
 _NO_CACHE = "{}.backward called before forward in training mode"
@@ -118,6 +119,7 @@ class GatedLayer(Module):
         check_positive_int(channels, "channels")
         if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"GatedLayer: kernel_size must be an odd int >= 3, got {kernel_size!r}")
+        check_kernel_size(kernel_size)          # (and not wider than MAX_KERNEL_SIZE)
         if not first and in_channels != channels:
             raise ValueError(f"GatedLayer: a residual layer maps C to C channels, got {in_channels} -> {channels}")
         rng = as_rng(rng)

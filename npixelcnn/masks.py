@@ -26,8 +26,14 @@ import numpy as np
 MASK_TYPES = ("A", "B")
 
 
+# A kernel is at most this wide: far wider than any image the family models (MNIST is 28
+# pixels, CIFAR-10 32), and small enough that a typo (or an edited checkpoint) asking for a
+# kernel of 20,001 pixels is refused before its list of taps fills the memory.
+MAX_KERNEL_SIZE = 255
+
+
 def check_kernel_size(kernel_size):
-    """Raise ValueError unless ``kernel_size`` is a positive odd integer."""
+    """Raise ValueError unless ``kernel_size`` is a positive odd integer, at most MAX_KERNEL_SIZE."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
         raise TypeError(f"kernel_size must be an int, got {type(kernel_size).__name__}")
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -35,6 +41,8 @@ def check_kernel_size(kernel_size):
             f"kernel_size must be a positive odd number so the kernel has a centre "
             f"pixel, got {kernel_size}"
         )
+    if kernel_size > MAX_KERNEL_SIZE:
+        raise ValueError(f"kernel_size must be at most {MAX_KERNEL_SIZE}, got {kernel_size}")
 
 
 def check_mask_type(mask_type):

@@ -346,3 +346,10 @@ def test_an_optimizer_refuses_what_is_not_a_model(model):
     with pytest.raises(TypeError, match="an optimizer needs a model with 'params' and 'grads'"):
         npc.Adam(model)
 
+
+
+@pytest.mark.parametrize("build", [lambda: npc.GatedPixelCNN(kernel_size=20001),
+                                   lambda: npc.MaskedConv2D(1, 2, 20001, "A")])
+def test_a_kernel_wider_than_any_image_is_refused_before_its_taps_are_listed(build):
+    with pytest.raises(ValueError, match="kernel_size must be at most 255"):
+        build()
