@@ -1,5 +1,7 @@
 """Shared helpers for the tests."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,49 @@ def few_mnist_images(monkeypatch, mnist_dir):
         return images[:n, 8:20, 8:20], labels[:n]
 
     monkeypatch.setattr(commands, "load_mnist", load_mnist)
+
+
+# Checkpoints edited by the tests. A checkpoint stores the SHA-256 of its metadata, so an
+# edit made as a user would make it is refused as an edit (edit_by_hand); rewrite_meta also
+# updates the checksum, so that the file reaches the check a test is about.
+
+
+def members(path):
+    """The archive's arrays by name, read without pickle."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def write_members(path, arrays):
+    """Write ``arrays`` as an .npz at exactly ``path`` (np.savez given a name may append ".npz")."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def meta_checksum(text):
+    """What a checkpoint stores as ``meta_sha256``: the SHA-256 of its metadata's JSON text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _rewrite(path, change, update_checksum):
+    arrays = members(path)
+    meta = json.loads(str(arrays["meta"]))
+    change(meta)
+    text = json.dumps(meta)
+    arrays["meta"] = np.array(text)
+    if update_checksum and "meta_sha256" in arrays:     # files of versions 1 and 2 have none
+        arrays["meta_sha256"] = np.array(meta_checksum(text))
+    return write_members(path, arrays)
+
+
+def rewrite_meta(path, change):
+    """Apply ``change(meta)`` to the checkpoint at ``path`` in place, checksum included (as if
+    npixelcnn had written the edited metadata). Returns the path."""
+    return _rewrite(path, change, update_checksum=True)
+
+
+def edit_by_hand(path, change):
+    """Apply ``change(meta)`` to the checkpoint at ``path`` in place, every other member (the
+    checksum too) kept as it was. Returns the path."""
+    return _rewrite(path, change, update_checksum=False)

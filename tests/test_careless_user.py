@@ -23,8 +23,7 @@ import npixelcnn as npc
 from npixelcnn import cli, commands, files
 from npixelcnn.sampling import draw
 
-from conftest import randomize
-from test_malformed_checkpoints import rewrite_meta
+from conftest import randomize, rewrite_meta
 from npixelcnn import train
 from npixelcnn.config import TrainConfig, evaluation_steps
 from npixelcnn.train import Trainer

@@ -11,7 +11,7 @@ import pytest
 
 import npixelcnn as npc
 import npixelcnn.checkpoint as checkpoint_module
-from test_malformed_checkpoints import meta_checksum
+from conftest import meta_checksum
 
 LEVELS = 4
 ARCH = {"levels": LEVELS, "hidden": 4, "blocks": 2, "head": 8}

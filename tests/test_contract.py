@@ -13,8 +13,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import randomize
-from test_malformed_checkpoints import rewrite_meta
+from conftest import randomize, rewrite_meta
 
 import npixelcnn as npc
 from npixelcnn import cli

@@ -5,12 +5,9 @@ sizes it does not hold, or was edited after it was written is refused with a
 CheckpointError that starts with the path and says what is wrong, before anything large is
 allocated; and save_checkpoint never writes a NaN or an infinity over a good file.
 
-Helpers for tests that build edited files: :func:`rewrite_meta` rewrites the metadata and
-its checksum (the file then reaches the check the test is about); :func:`edit_by_hand`
-rewrites only the metadata, as an editor would, and leaves the checksum stale.
+The helpers that build edited files (``rewrite_meta``, ``edit_by_hand``) are in conftest.py.
 """
 
-import hashlib
 import io
 import json
 import re
@@ -25,52 +22,13 @@ import npixelcnn as npc
 import npixelcnn.checkpoint as checkpoint_module
 from npixelcnn import cli
 
+from conftest import edit_by_hand, members, meta_checksum, rewrite_meta, write_members
+
 LEVELS = 4
 VERSION1 = Path(__file__).resolve().parent / "data" / "version1"
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def members(path):
-    """The archive's arrays by name, read without pickle."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def write_members(path, arrays):
-    """Write ``arrays`` as an .npz at exactly ``path`` (np.savez given a name may append ".npz")."""
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return path
-
-
-def meta_checksum(text):
-    """What a checkpoint stores as ``meta_sha256``: the SHA-256 of its metadata's JSON text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _rewrite(path, change, update_checksum):
-    arrays = members(path)
-    meta = json.loads(str(arrays["meta"]))
-    change(meta)
-    text = json.dumps(meta)
-    arrays["meta"] = np.array(text)
-    if update_checksum and "meta_sha256" in arrays:     # files of versions 1 and 2 have none
-        arrays["meta_sha256"] = np.array(meta_checksum(text))
-    return write_members(path, arrays)
-
-
-def rewrite_meta(path, change):
-    """Apply ``change(meta)`` to the checkpoint at ``path`` in place, checksum included (as if
-    npixelcnn had written the edited metadata). Returns the path."""
-    return _rewrite(path, change, update_checksum=True)
-
-
-def edit_by_hand(path, change):
-    """Apply ``change(meta)`` to the checkpoint at ``path`` in place, every other member (the
-    checksum too) kept as it was. Returns the path."""
-    return _rewrite(path, change, update_checksum=False)
 
 
 def replace_member(path, name, data):
