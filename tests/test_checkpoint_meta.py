@@ -7,6 +7,7 @@ saved after 4 of its 8 steps and at the end. This version resumes the first and 
 reach the second, bit for bit.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ def test_a_version_1_checkpoint_resumes_to_the_same_weights_and_figure(arch):
     halfway = npc.load_checkpoint(VERSION1 / f"{arch}_step4.npz")
     finished = npc.load_checkpoint(VERSION1 / f"{arch}_step8.npz")
     assert halfway.meta["version"] == 1 and halfway.model.arch == arch
-    trainer = npc.Trainer.from_checkpoint(halfway, *subset_levels())
+    with pytest.warns(UserWarning, match="does not record the data"):      # version 1 did not
+        trainer = npc.Trainer.from_checkpoint(halfway, *subset_levels())
     assert trainer.state.step == 4
     trainer.run(progress=False)
     assert trainer.state.step == 8
@@ -53,11 +55,15 @@ def test_a_version_1_run_keeps_only_its_own_architectures_settings_under_todays_
 
 
 def test_a_resumed_version_1_run_saves_in_todays_format(tmp_path):
-    trainer = npc.Trainer.resume(VERSION1 / "gated_step4.npz", *subset_levels())
+    with pytest.warns(UserWarning, match="does not record the data"):
+        trainer = npc.Trainer.resume(VERSION1 / "gated_step4.npz", *subset_levels())
     trainer.run(max_steps=1, progress=False)
     path = trainer.save(tmp_path / "now.npz")
     ckpt = npc.load_checkpoint(path)
     assert ckpt.meta["version"] == 3
     assert ckpt.meta["train"]["model"] == {"channels": 4, "layers": 3, "kernel_size": 3, "head": 8}
     assert ckpt.meta["model"] == {"levels": 4, "channels": 4, "layers": 3, "kernel_size": 3, "head": 8}
-    assert npc.Trainer.from_checkpoint(ckpt, *subset_levels()).state.step == 5
+    assert ckpt.meta["data"]["train"]["images"] == len(subset_levels()[0])       # today's files record it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert npc.Trainer.from_checkpoint(ckpt, *subset_levels()).state.step == 5
