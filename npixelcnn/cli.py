@@ -5,18 +5,21 @@ in :mod:`npixelcnn.commands`, a thin layer over the library (training,
 checkpoints, sampling, plots). Errors a user can cause are printed as one clear line,
 never as a traceback: exit status 2 when the command cannot start (a bad
 option, a file that is not a checkpoint, a folder it cannot write), 1 when a
-run that started fails (the loss diverged, the disk filled up). Everything
-that can be checked before the work is checked before it.
+run that started fails (the loss diverged, the disk filled up), 130 when
+Ctrl-C stopped it. Everything that can be checked before the work is checked
+before it.
 """
 
 import argparse
 import shlex
+import shutil
 import sys
+from pathlib import Path
 
 from . import ops
 from .autoregressive import ARCHITECTURES
 from .checkpoint import CheckpointError
-from .commands import RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
+from .commands import Interrupted, RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
 from .data import MNISTDownloadError
 from .files import FolderInUseError, describe_os_error
 from .sampling import METHODS
@@ -53,6 +56,9 @@ COMPLETE_EXAMPLES = """examples:
 """
 
 
+INTERRUPTED = 130                    # the exit status for Ctrl-C: 128 + SIGINT, as a shell reports it
+
+
 def main(argv=None):
     """Entry point of ``python -m npixelcnn``; returns the exit status."""
     parser = build_parser()
@@ -61,11 +67,16 @@ def main(argv=None):
         parser.print_help()
         return 2
     args.command_line = "python -m npixelcnn " + shlex.join(sys.argv[1:] if argv is None else argv)
+    before = output_stamps(args)
     try:
         # A command does the work of a user's run: the fast twins of the operations are on
         # (npixelcnn.ops), and training and evaluation split each batch over the cores.
         with ops.fast():
             return args.run(args)
+    except KeyboardInterrupt:
+        pass                         # reported below, once the traceback and the progress bar it holds are gone
+    except Interrupted as err:       # Ctrl-C in a training run that started: the message names the checkpoint kept
+        return fail(err, INTERRUPTED)
     except (UsageError, CheckpointError, MNISTDownloadError, FolderInUseError, ValueError) as err:
         return fail(err, 2)
     except OSError as err:           # a folder that is a file, read-only, missing, ...
@@ -77,6 +88,48 @@ def main(argv=None):
         return fail(err, 1)
     except TrainingDiverged as err:
         return fail(f"training diverged: {err}", 1)
+    # Ctrl-C. Leaving the except clause freed the interrupted frames, and with them the
+    # progress bar, which has now closed its line on stderr: the error gets a line of its own.
+    # A Ctrl-C inside tqdm's own drawing can leave the bar's line unfinished; on a terminal,
+    # clear that line as tqdm does (spaces, no escape codes).
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        sys.stderr.write("\r" + " " * (shutil.get_terminal_size().columns - 1) + "\r")
+    return fail(interrupted(args.command, before), INTERRUPTED)
+
+
+def output_stamps(args):
+    """The files sample and complete write (OUT.npy, then OUT), each with its stamp now."""
+    if args.command not in ("sample", "complete"):
+        return {}
+    out = Path(args.out)
+    return {path: stamp(path) for path in (out.with_suffix(".npy"), out)}
+
+
+def stamp(path):
+    """Inode and mtime of ``path`` (None if absent): an atomic write's rename changes the inode."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):    # absent, or a name no file can have
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+def interrupted(command, before):
+    """The line for Ctrl-C: which of the files stamped ``before`` were written since.
+
+    Every file is written whole or not at all (npixelcnn.files), so a file is
+    either new and complete or as it was. A Ctrl-C that reaches here in train
+    came before its training loop: in the loop the first one saves and ends the
+    run (exit 0), and a second one is :class:`Interrupted`.
+    """
+    if command == "train":
+        return "interrupted by Ctrl-C before training started; no checkpoint was written"
+    written = [str(path) for path, old in before.items() if stamp(path) != old]
+    missing = [str(path) for path, old in before.items() if stamp(path) == old]
+    if not written:
+        return "interrupted by Ctrl-C; nothing was written"
+    return (f"interrupted by Ctrl-C after writing {' and '.join(written)}"
+            + (f"; {' and '.join(missing)} was not written" if missing else ""))
 
 
 def fail(message, status):

@@ -20,7 +20,7 @@ from .data import check_data_dir, load_mnist, quantize
 from .files import check_writable_folder, claim_folder, describe_os_error, write_json_atomically, write_npy_atomically
 from .losses import nats_per_image, nats_to_bits
 from .sampling import complete, sample
-from .run_control import steps_for_minutes
+from .run_control import AbortRequested, steps_for_minutes
 from .train import Trainer, TrainingDiverged, evaluate
 from .validation import check_levels
 from .viz import plot_completions, plot_history, save_image_grid
@@ -69,11 +69,15 @@ def run_train(args):
         trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
         try:
             return train_and_report(args, trainer, out)
-        except KeyboardInterrupt:        # a second Ctrl-C: the first one asked for the save it cut short
+        except KeyboardInterrupt as err:
+            # In the loop the first Ctrl-C only asks for a save: a second one aborts it
+            # (AbortRequested). Outside it, while saving or sampling, any Ctrl-C stops at once.
             checkpoint = out / "checkpoint.npz"
             kept = (f"the last checkpoint written is kept: {checkpoint}" if checkpoint.exists()
                     else "no checkpoint had been written")
-            raise Interrupted(f"aborted by a second Ctrl-C without saving; {kept}") from None
+            how = (f"aborted by {err} without saving" if isinstance(err, AbortRequested)
+                   else "interrupted by Ctrl-C")
+            raise Interrupted(f"{how}; {kept}") from None
         except OSError as err:
             checkpoint = out / "checkpoint.npz"
             kept = (f"The last checkpoint written is kept: {checkpoint}" if checkpoint.exists()

@@ -22,14 +22,18 @@ class StopRequest(threading.Event):
     signal_name = None
 
 
+class AbortRequested(KeyboardInterrupt):
+    """A second signal during a run: abort now, without the save the first one asked for."""
+
+
 @contextmanager
 def stop_on_interrupt():
     """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a flag the loop checks between steps.
 
     An interrupt in the middle of ``optimizer.step()`` would leave some
     parameters updated and others not; with the flag the current step finishes,
-    the loop ends and the caller saves a consistent checkpoint. A second Ctrl-C
-    raises KeyboardInterrupt as usual.
+    the loop ends and the caller saves a consistent checkpoint. A second signal
+    raises :class:`AbortRequested` (a KeyboardInterrupt) at once.
     """
     stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
@@ -38,7 +42,7 @@ def stop_on_interrupt():
 
     def handler(signum, frame):
         if stop.is_set():
-            raise KeyboardInterrupt
+            raise AbortRequested(f"a second {signal.Signals(signum).name}")
         stop.signal_name = signal.Signals(signum).name
         stop.set()
         print(f"\n{stop.signal_name}: finishing this step and saving; "

@@ -254,11 +254,13 @@ class Trainer:
                         bar.write(f"step {state.step}: test {state.last_test_bits:.4f} bits/dim")
             finally:
                 bar.close()
-        if losses:
-            self.record(losses, test=False)
-        if on_checkpoint and saved_step != state.step:     # not twice for the same step
-            on_checkpoint(self)
-        self.stopped_by = stop.signal_name
+            # Still under the handler: a first Ctrl-C here lets the save finish, a second aborts it.
+            if losses:
+                self.record(losses, test=False)
+            if on_checkpoint and saved_step != state.step:     # not twice for the same step
+                on_checkpoint(self)
+        # (a signal that came after the last step, during the final save, stopped nothing)
+        self.stopped_by = stop.signal_name if state.step < cfg.total_steps else None
         return state
 
     @contextmanager
