@@ -183,7 +183,9 @@ def build_parser():
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT "
                                                               "(in its folder, or in --out)")
     train.add_argument("--overwrite", action="store_true",
-                       help="with --resume and --out: replace the checkpoint of another run in --out")
+                       help="replace the files of this command's outputs (checkpoint.npz, metrics.json, "
+                            "loss_curve.png, samples.*) already in the output folder; without it a run "
+                            "refuses a folder holding files it did not write")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     train.set_defaults(run=run_train)
 

@@ -15,6 +15,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .config import MAX_STEPS
+
 
 class StopRequest(threading.Event):
     """Set by a signal; ``signal_name`` says which ("SIGINT" for Ctrl-C, "SIGTERM" for kill)."""
@@ -83,6 +85,7 @@ class BudgetCheck:
         elif steps % self.every == 0 or state.step >= config.total_steps:    # and before ending
             per_step = max(seconds / steps, 1e-9)
             new_total = state.step + int((budget - state.train_seconds) / per_step + 1e-6)   # 0.99999... is 1
+            new_total = min(new_total, MAX_STEPS)            # a run's length is bounded, whatever its speed
         else:
             return False
         moved, config.total_steps = new_total != config.total_steps, new_total
@@ -114,4 +117,4 @@ def steps_for_minutes(trainer, minutes, probe_steps=20):
         trainer.optimizer.m[name][...] = m[name]
         trainer.optimizer.v[name][...] = v[name]
     trainer.optimizer.t, trainer.state.step = t, step
-    return max(int(minutes * 60 / per_step), 1), per_step
+    return min(max(int(minutes * 60 / per_step), 1), MAX_STEPS), per_step

@@ -353,3 +353,18 @@ def test_an_optimizer_refuses_what_is_not_a_model(model):
 def test_a_kernel_wider_than_any_image_is_refused_before_its_taps_are_listed(build):
     with pytest.raises(ValueError, match="kernel_size must be at most 255"):
         build()
+
+
+def test_a_time_budget_never_makes_a_run_longer_than_the_bound(monkeypatch):
+    from npixelcnn import run_control
+    monkeypatch.setattr(run_control, "MAX_STEPS", 30)      # a week of this tiny model would be millions of steps
+    config = TrainConfig(levels=4, model=dict(hidden=2, blocks=1, head=4), batch_size=2, evals=1,
+                         minutes=7 * 24 * 60)
+    trainer = Trainer(config, np.zeros((8, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8))
+    steps, _ = run_control.steps_for_minutes(trainer, config.minutes)
+    assert steps == 30
+    config.total_steps = 25
+    check = run_control.BudgetCheck(trainer, every=1)
+    trainer.train_step()
+    check.moved_the_end()
+    assert config.total_steps == 30
