@@ -9,6 +9,7 @@ and cannot go on raises :class:`RunFailed` (exit status 1).
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -307,8 +308,9 @@ def run_sample(args):
     images = sample(model, args.n, temperature=args.temperature, seed=args.seed, method=args.method,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - started
-    write_npy_atomically(out.with_suffix(".npy"), images)
-    save_image_grid(images, model.levels, out)
+    with failing_write(out):
+        write_npy_atomically(out.with_suffix(".npy"), images)
+        save_image_grid(images, model.levels, out)
     print(f"sampled {args.n} images in {seconds:.1f} s ({args.method}); wrote {out} and "
           f"{out.with_suffix('.npy')}")
     return 0
@@ -333,13 +335,24 @@ def run_complete(args):
     completions = complete(model, originals, args.rows, n_samples=args.samples, temperature=args.temperature,
                            seed=args.seed, method=args.method, progress=not args.no_progress)
     seconds = time.perf_counter() - started
-    write_npy_atomically(out.with_suffix(".npy"), completions)
     visible = np.zeros(originals.shape[1:], dtype=bool)
     visible[:args.rows] = True
-    plot_completions(originals, visible, completions, model.levels, path=out)
+    with failing_write(out):
+        write_npy_atomically(out.with_suffix(".npy"), completions)
+        plot_completions(originals, visible, completions, model.levels, path=out)
     print(f"completed {args.n} test images x {args.samples} from their top {args.rows} rows in "
           f"{seconds:.1f} s ({args.method}); wrote {out} and {out.with_suffix('.npy')}")
     return 0
+
+
+@contextmanager
+def failing_write(out):
+    """The work is done and only its files are left to write: an OSError now (a full disk) is a run
+    that failed (exit status 1), not an option to fix."""
+    try:
+        yield
+    except OSError as err:
+        raise RunFailed(f"could not write {out} and {out.with_suffix('.npy')}: {describe_os_error(err)}") from None
 
 
 def check_sampling_options(args):
