@@ -13,6 +13,18 @@ import npixelcnn as npc
 GRAD_TOL = 1e-6
 
 
+def run_cli(*args):
+    """``python -m npixelcnn ARGS`` in this process (any arguments, str() each); returns the exit status."""
+    from npixelcnn import cli
+    return cli.main([str(a) for a in args])
+
+
+def one_clear_line(err):
+    """The CLI's answer to a mistake: 'error: ...' on one line, no traceback."""
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+
+
 def randomize(layer, seed=0, scale=0.5):
     """Give every parameter random values, masks respected, and convert to float64.
 

@@ -23,7 +23,7 @@ import npixelcnn as npc
 from npixelcnn import cli, commands, files
 from npixelcnn.sampling import draw
 
-from conftest import randomize, rewrite_meta
+from conftest import one_clear_line, randomize, rewrite_meta, run_cli as run
 from npixelcnn import train
 from npixelcnn.config import TrainConfig, evaluation_steps
 from npixelcnn.train import Trainer
@@ -32,14 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
 
 
-def run(*args):
-    return cli.main([str(a) for a in args])
-
-
-def one_clear_line(err):
-    """The CLI's answer to a mistake: 'error: ...' on one line, no traceback."""
-    lines = err.strip().splitlines()
-    return len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
 
 
 def count_steps(monkeypatch):

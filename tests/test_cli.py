@@ -13,14 +13,13 @@ import npixelcnn as npc
 from npixelcnn import cli, commands
 from npixelcnn.train import Trainer
 
+from conftest import run_cli as run
+
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
 
 
 pytestmark = pytest.mark.usefixtures("few_mnist_images")
 
-
-def run(*args):
-    return cli.main([str(a) for a in args])
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["eval"]])

@@ -222,15 +222,9 @@ def test_save_refuses_metrics_and_command_that_load_would_refuse(tmp_path, extra
 @pytest.mark.parametrize("member", ["param/out.b.npy", "meta.npy"])
 def test_an_npy_header_claiming_a_huge_array_is_refused_before_it_is_allocated(saved_model, shape, member):
     forged = replace_member(saved_model, member, npy_claiming(shape))
-    tracemalloc.start()
-    try:
-        with pytest.raises(npc.CheckpointError, match=rf"^{forged}: {member[:-4]}'s \.npy header claims an array "
-                                                      rf"of shape {re.escape(str(shape))}.* the archive holds 16 bytes"):
-            npc.load_checkpoint(forged)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 50e6
+    message = (rf"^{forged}: {member[:-4]}'s \.npy header claims an array "
+               rf"of shape {re.escape(str(shape))}.* the archive holds 16 bytes")
+    assert peak_bytes_of_a_refused_load(forged, message) < 50e6
 
 
 def implausible_model_file(tmp_path, arch, setting):
@@ -250,16 +244,20 @@ def implausible_model_file(tmp_path, arch, setting):
 ])
 def test_model_settings_far_larger_than_the_file_are_refused_before_the_model_is_built(tmp_path, arch, setting):
     path = implausible_model_file(tmp_path, arch, setting)
+    message = (rf"^{path} describes an implausibly large model: its model settings .* need more than "
+               rf"[\d,]+ parameters, but the file holds [\d,]+")
+    assert peak_bytes_of_a_refused_load(path, message) < 200e6
+
+
+def peak_bytes_of_a_refused_load(path, message):
+    """Load ``path``, expecting a CheckpointError matching ``message``; returns the peak bytes allocated."""
     tracemalloc.start()
     try:
-        with pytest.raises(npc.CheckpointError, match=rf"^{path} describes an implausibly large model: its model "
-                                                      rf"settings .* need more than [\d,]+ parameters, but the file "
-                                                      rf"holds [\d,]+"):
+        with pytest.raises(npc.CheckpointError, match=message):
             npc.load_checkpoint(path)
-        peak = tracemalloc.get_traced_memory()[1]
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 200e6
 
 
 def test_a_billion_levels_is_refused_without_allocating(tmp_path):

@@ -17,22 +17,17 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import cli, commands, files
+from npixelcnn import commands, files
 from npixelcnn.config import TrainConfig
 from npixelcnn.data import check_data_dir
 from npixelcnn.data_identity import OtherDataError
 from npixelcnn.train import Trainer
 
+from conftest import one_clear_line, run_cli as run
+
 FAST = ["--batch-size", "8", "--evals", "1", "--samples", "0", "--no-progress"]
 
 
-def run(*args):
-    return cli.main([str(a) for a in args])
-
-
-def one_clear_line(err):
-    lines = err.strip().splitlines()
-    return len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
 
 
 @pytest.fixture
