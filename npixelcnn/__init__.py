@@ -14,7 +14,7 @@ The public API:
 * gradient checks: :mod:`npixelcnn.gradcheck`
 * the operations the layers are made of: :mod:`npixelcnn.ops`, plain NumPy by default
   (``npc.ops.use_fast(True)`` switches to their fast twins, :mod:`npixelcnn.fast_ops`)
-* data: :func:`load_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
+* data: :func:`load_mnist`, :func:`load_fashion_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
 * training: :class:`Trainer`, :func:`evaluate` (``parallel=True``: the batch split over the cores);
   its settings: :class:`TrainConfig` (``TrainConfig.from_preset``)
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
@@ -27,7 +27,8 @@ from . import gradcheck, ops
 from .autoregressive import ARCHITECTURES, AutoregressiveModel, Preset, build_model
 from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .data import MNISTDownloadError, dequantize, load_mnist, quantize, to_model_input
+from .data import (FashionMNISTDownloadError, MNISTDownloadError, dequantize, load_fashion_mnist, load_mnist,
+                   quantize, to_model_input)
 from .im2col import col2im, im2col
 from .layers import Conv2D, Layer, MaskedConv2D, Module, ReLU
 from .losses import nats_per_image, nats_to_bits, softmax_cross_entropy, total_nll
@@ -45,11 +46,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES", "AutoregressiveModel", "GatedPixelCNN", "Residual", "build_model",
-    "Adam", "CachedPixelCNN", "PlainCachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError",
+    "Adam", "CachedPixelCNN", "PlainCachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError", "FashionMNISTDownloadError",
     "MaskedConv2D", "Module", "PixelCNN", "Preset", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
     "clip_by_global_norm", "col2im", "ops", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
-    "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist",
+    "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist", "load_fashion_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",
     "WeightAverage",
