@@ -20,7 +20,10 @@ exercise-check cell must fail (an error there is expected and kept in the
 outputs, so the committed notebook shows each check's message) and no other
 cell may. With ``--solutions`` the parameters cell reads NPIXELCNN_SOLUTIONS=1
 and the exercise cells load the worked solutions from ``lessons/solutions/``:
-then no cell may fail, and nothing is saved.
+then no cell may fail, and nothing is saved. An exercise asks for something the notebook has
+not shown yet: nothing before its check (no cell's text or output, nor the check's message on
+the placeholder) states its answer, and its worked answer, a ``<details>`` block, comes after
+the check (tests/test_lesson_exercises.py).
 
 Saved outputs are cleaned the way a terminal would show them: a progress bar
 redraws itself with carriage returns, and only its last state is kept.

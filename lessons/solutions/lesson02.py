@@ -47,7 +47,9 @@ def masked_conv_backward(dy, x, W, taps, k):
 
 
 # Exercise 4: the 7x7 kernel reaches 3 rows up and 3 columns left, and each 3x3 mask-B layer one
-# more of each; in the row right above p only the 7x7 kernel's climb goes 3 columns right.
+# more of each. To the right a path gains columns only by climbing: the 7x7 kernel's climb (1 to 3
+# rows) gains 3, each 3x3 climb 1. d rows up that is d + 2 (the blind spot's edge) while the n
+# mask-B layers can make the d - 1 climbs, and n + 3 once they cannot.
 def rows_up(n):
     return n + 3
 
@@ -56,8 +58,8 @@ def cols_left(n):
     return n + 3
 
 
-def cols_right_in_row_above(n):
-    return 3
+def cols_right(n, d):
+    return min(d + 2, n + 3)
 
 
 # Exercise 5: one row up and four columns right is in the blind spot; three columns right is seen.
