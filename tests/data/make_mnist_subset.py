@@ -29,18 +29,25 @@ def idx_bytes(array, magic):
 
 
 def main(full_dir):
+    write_subset(lambda split: npc.load_mnist(split, full_dir, mirrors=[]), COUNTS, OUT)   # checks the full files' SHA-256
+
+
+def write_subset(load, counts, out):
+    """Write the first ``counts[split]`` images and labels of ``load(split)`` into ``out`` as
+    gzip-compressed IDX files, with SHA256SUMS.uncompressed beside them."""
+    out.mkdir(exist_ok=True)
     sums = []
-    for split, count in COUNTS.items():
-        images, labels = npc.load_mnist(split, full_dir, mirrors=[])    # checks the full files' SHA-256
+    for split, count in counts.items():
+        images, labels = load(split)
         prefix = npc.data.SPLITS[split]
         for kind, array, magic in (("images-idx3", images[:count], 0x803), ("labels-idx1", labels[:count], 0x801)):
             name = f"{prefix}-{kind}-ubyte"
             payload = idx_bytes(array, magic)
-            (OUT / f"{name}.gz").write_bytes(gzip.compress(payload, compresslevel=9, mtime=0))
+            (out / f"{name}.gz").write_bytes(gzip.compress(payload, compresslevel=9, mtime=0))
             sums.append(f"{hashlib.sha256(payload).hexdigest()}  {name}")
             print(f"{name}.gz: {len(array)} items, labels {np.bincount(labels[:count], minlength=10).tolist()}"
                   if kind.startswith("labels") else f"{name}.gz: {len(array)} items")
-    (OUT / "SHA256SUMS.uncompressed").write_text("\n".join(sums) + "\n")
+    (out / "SHA256SUMS.uncompressed").write_text("\n".join(sums) + "\n")
 
 
 if __name__ == "__main__":
