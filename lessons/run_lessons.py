@@ -96,9 +96,19 @@ def solve_in_kernel(client, nb, name):
     """Run, in the kernel of ``client``, SOLUTIONS = True and then every exercise
     cell and its check cell again; raise RuntimeError naming each check that fails."""
     pairs = [(nb.cells[i - 1], cell) for i, cell in enumerate(nb.cells) if CHECK in tags(cell)]
-    extra = [nbformat.v4.new_code_cell("SOLUTIONS = True")]
-    for exercise, check in pairs:
-        extra += [nbformat.v4.new_code_cell(exercise.source), nbformat.v4.new_code_cell(check.source)]
+    sources = ["SOLUTIONS = True"] + [source for exercise, check in pairs for source in (exercise.source, check.source)]
+    extra = run_extra_cells(client, nb, sources)
+    problems = [f"{name}: with the worked solution, the check {cell.source.strip().splitlines()[0][:60]!r} "
+                f"failed: {output['ename']}: {output['evalue']}"
+                for cell in extra for output in cell.outputs if output.get("output_type") == "error"]
+    if problems:
+        raise RuntimeError("\n".join(problems))
+
+
+def run_extra_cells(client, nb, sources):
+    """Run code cells made from ``sources`` after the last cell of ``nb``, in the kernel of
+    ``client``, and take them out of the notebook again; returns the executed cells."""
+    extra = [nbformat.v4.new_code_cell(source) for source in sources]
     first = len(nb.cells)
     nb.cells.extend(extra)                  # nbclient writes each executed cell back by its index
     try:
@@ -106,11 +116,7 @@ def solve_in_kernel(client, nb, name):
             client.execute_cell(cell, first + k)
     finally:
         del nb.cells[first:]
-    problems = [f"{name}: with the worked solution, the check {cell.source.strip().splitlines()[0][:60]!r} "
-                f"failed: {output['ename']}: {output['evalue']}"
-                for cell in extra for output in cell.outputs if output.get("output_type") == "error"]
-    if problems:
-        raise RuntimeError("\n".join(problems))
+    return extra
 
 
 def tags(cell):

@@ -93,9 +93,10 @@ def train_and_report(args, trainer, out):
     print(f"training: {cfg.total_steps} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, "
           f"{cfg.levels} levels; writing to {out}/")
 
+    data_source = str(check_data_dir(args.data_dir).resolve())      # where the images came from, for messages
+
     def save(t):
-        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t),
-               data_source=str(check_data_dir(args.data_dir).resolve()))
+        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t), data_source=data_source)
 
     if trainer.state.step == 0:
         save(trainer)          # from the start there is a good checkpoint to fall back on

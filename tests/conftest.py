@@ -1,6 +1,7 @@
 """Shared helpers for the tests."""
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +12,14 @@ import npixelcnn as npc
 
 # A correct backward pass agrees with float64 central differences to ~1e-9.
 GRAD_TOL = 1e-6
+
+
+def load_module(name, path):
+    """Import the Python file at ``path`` as a module called ``name`` (lessons/run_lessons.py, a solution)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cli(*args):

@@ -22,7 +22,6 @@ away, an "8" elsewhere does not. A function's answer is given away by one distin
 the check's inputs, or by all of them; an array's, by half of a dozen of its distinct entries.
 """
 
-import importlib.util
 import json
 import math
 import re
@@ -33,17 +32,12 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
+from conftest import load_module
+
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 SOLUTION_LINE = re.compile(r"^if SOLUTIONS: from solutions\.lesson\d\d import (\w+(?:, \w+)*)", re.M)
 WINDOW = 60                 # characters either side of a plain value in which a question's number must stand
 NUMBER = r"(?<![\w.])({})(?![\w]|\.\d)"
-
-
-def load_module(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 run_lessons = load_module("run_lessons", LESSONS / "run_lessons.py")
@@ -137,21 +131,12 @@ def run_and_record(path, timeout=300):
     with run_lessons.environment(settings), client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
-        first = len(nb.cells)
         for check in checks(nb):
             names = answer_names(nb.cells[check - 1].source)
             dump = "import json as _json; print('RECORDED' + _json.dumps(_RECORDED))"
-            extra = [nbformat.v4.new_code_cell("SOLUTIONS = True"),
-                     nbformat.v4.new_code_cell(nb.cells[check - 1].source),
-                     nbformat.v4.new_code_cell(f"NAMES = {names!r}\n" + RECORDER),
-                     nbformat.v4.new_code_cell(nb.cells[check].source),
-                     nbformat.v4.new_code_cell(dump)]
-            nb.cells.extend(extra)          # nbclient writes each executed cell back by its index
-            try:
-                for k, cell in enumerate(extra):
-                    client.execute_cell(cell, first + k)
-            finally:
-                del nb.cells[first:]
+            extra = run_lessons.run_extra_cells(client, nb, [
+                "SOLUTIONS = True", nb.cells[check - 1].source, f"NAMES = {names!r}\n" + RECORDER,
+                nb.cells[check].source, dump])
             errors = [o for c in extra for o in c.outputs if o.get("output_type") == "error"]
             assert not errors, f"{path.name}: solving the exercise before cell {check} failed: {errors[0]['evalue']}"
             printed = text_of(extra[-1], with_source=False)

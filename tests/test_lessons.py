@@ -15,12 +15,13 @@ one that always passes, nor one that never does.
 """
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from conftest import load_module
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 EXPECTED = ["01_autoregressive_models", "02_masked_convolution", "03_building_pixelcnn",
@@ -30,13 +31,6 @@ MIN_EXERCISES = 3
 SOLUTION_IMPORT = re.compile(
     r"^if SOLUTIONS: from solutions\.lesson(\d\d) import (\w+(?:, \w+)*)\s+# the worked solution: "
     r"lessons/solutions/lesson(\d\d)\.py$")
-
-
-def load_module(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 run_lessons = load_module("run_lessons", LESSONS / "run_lessons.py")
