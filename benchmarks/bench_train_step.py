@@ -6,6 +6,7 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py --arch small --steps 20
     python benchmarks/bench_train_step.py --arch gated-small --levels 4 --levels 256 --breakdown   # what 256 classes cost
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
+    python benchmarks/bench_train_step.py --arch small-dilated --arch small-dilated-twin --levels 256 --batch-size 16
 
 The step is the one the CLI's training runs: the fast twins of the operations on
 (npixelcnn.fast_ops) and, on two or more cores, each core taking a part of the
@@ -51,6 +52,12 @@ ARCHITECTURES = {
     "gated-small": dict(arch="gated", **npc.GatedPixelCNN.presets["small"].model),
     "gated-medium": dict(arch="gated", **npc.GatedPixelCNN.presets["medium"].model),
     "gated-medium-k5": dict(arch="gated", **npc.GatedPixelCNN.presets["medium-k5"].model),
+    # The dilated presets, and their twins: the same sizes undilated. Dilation moves the taps
+    # but keeps their number, so the products are the same; only the copies of im2col differ.
+    "small-dilated": dict(arch="pixelcnn", **npc.PixelCNN.presets["small-dilated"].model),
+    "small-dilated-twin": {"arch": "pixelcnn", **npc.PixelCNN.presets["small-dilated"].model, "dilations": None},
+    "gated-dilated": dict(arch="gated", **npc.GatedPixelCNN.presets["dilated"].model),
+    "gated-dilated-twin": {"arch": "gated", **npc.GatedPixelCNN.presets["dilated"].model, "dilations": None},
 }
 TORCH_TWINS = ("seed", "small")        # the architectures torch_train_step.py builds
 TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train_step.py")

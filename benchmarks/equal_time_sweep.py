@@ -12,8 +12,16 @@ timing 20 steps, then the end moves with the run's own speed), then is scored on
 Each configuration is [ARCH:]width,depth,head,batch,lr[,kernel]: width is a PixelCNN's hidden
 (the default ARCH) or a Gated PixelCNN's channels ("gated"), depth its residual blocks or its
 gated layers, and
-kernel the gated layers' kernel size (3 if left out; the PixelCNN's are fixed). Prints one JSON
-line per configuration.
+kernel the gated layers' kernel size (3 if left out; the PixelCNN's are fixed).
+
+Or a preset with settings changed, [ARCH:]PRESET[,NAME=VALUE...], where NAME is a model
+setting of the architecture (output, components, dilations as 1/2/4, ...) or a training
+setting of TrainConfig (batch_size, lr, warmup_steps, ema):
+
+    python benchmarks/equal_time_sweep.py --minutes 15 --levels 256 --test-images 10000 \
+        pixelcnn:small pixelcnn:small,output=logistic-mixture,components=5,lr=2e-3
+
+Prints one JSON line per configuration.
 """
 
 import argparse
@@ -30,9 +38,43 @@ from npixelcnn.run_control import steps_for_minutes  # noqa: E402
 from npixelcnn.train import Trainer  # noqa: E402
 
 
+TRAINING_SETTINGS = {"batch_size": int, "lr": float, "warmup_steps": int, "ema": float}
+
+
+def parse_value(text):
+    """A setting's value from its text: an int, a float, a list of ints ("1/2/4") or a string."""
+    if "/" in text:
+        return [int(part) for part in text.split("/")]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_preset_config(arch, preset, changes, levels):
+    """A TrainConfig from a preset's name and NAME=VALUE changes; ValueError if malformed."""
+    config = TrainConfig.from_preset(arch, preset, levels=levels, evals=1)
+    for change in changes:
+        name, equals, text = change.partition("=")
+        if not equals:
+            raise ValueError(f"expected NAME=VALUE after the preset, got {change!r}")
+        if name in TRAINING_SETTINGS:
+            setattr(config, name, TRAINING_SETTINGS[name](text))
+        else:
+            config.model[name] = parse_value(text)
+    npc.build_model(config.arch, config.model_settings())     # a bad setting is refused now
+    return config
+
+
 def parse_config(spec, levels):
-    """A TrainConfig from "[ARCH:]hidden,depth,head,batch,lr[,kernel]"; ValueError if malformed."""
+    """A TrainConfig from "[ARCH:]hidden,depth,head,batch,lr[,kernel]" or
+    "[ARCH:]PRESET[,NAME=VALUE...]"; ValueError if malformed."""
     arch, _, numbers = spec.rpartition(":")
+    first, *changes = numbers.split(",")
+    if first in npc.ARCHITECTURES[arch or "pixelcnn"].presets:
+        return parse_preset_config(arch or "pixelcnn", first, changes, levels)
     fields = numbers.split(",")
     if len(fields) not in (5, 6):
         raise ValueError(f"expected hidden,depth,head,batch,lr[,kernel], got {len(fields)} fields")
@@ -49,11 +91,14 @@ def parse_config(spec, levels):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr[,kernel]")
+    parser.add_argument("configs", nargs="+", help="[pixelcnn:|gated:]hidden,depth,head,batch,lr[,kernel] "
+                                                   "or [pixelcnn:|gated:]PRESET[,NAME=VALUE...]")
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--save-dir", default=None,
+                        help="save each trained model there, as CONFIG.npz (the configuration with / and : replaced)")
     args = parser.parse_args()
     npc.ops.use_fast(True)                          # as the CLI trains
     configs = []  # every configuration checked before any trains: a typo in the last one costs nothing
@@ -69,6 +114,9 @@ def main():
         config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
         trainer.run(progress=False)
+        if args.save_dir:
+            os.makedirs(args.save_dir, exist_ok=True)
+            trainer.save(os.path.join(args.save_dir, spec.replace("/", "-").replace(":", "_") + ".npz"))
         print(json.dumps({"config": spec, "steps": trainer.state.step,
                           "ms_per_step": round(1000 * trainer.state.train_seconds / trainer.state.step),
                           "train_minutes": round(trainer.state.train_seconds / 60, 2),

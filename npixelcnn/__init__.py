@@ -7,7 +7,9 @@ The public API:
 * the models: :class:`PixelCNN`, :class:`GatedPixelCNN` (no blind spot), each with its ``presets``;
   what every model promises: :class:`AutoregressiveModel`, its architectures by name:
   ``ARCHITECTURES``, :func:`build_model`, a model size with its training settings: :class:`Preset`
-* the loss: :func:`softmax_cross_entropy`, :func:`nats_to_bits`, :func:`nats_per_image`
+* the output distributions, each model's ``output`` (:mod:`npixelcnn.distributions`): the softmax
+  (:func:`softmax_cross_entropy`) or PixelCNN++'s discretized logistic mixture
+  (:mod:`npixelcnn.logistic_mixture`); :func:`nats_to_bits`, :func:`nats_per_image`
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`; a moving average of the
   weights: :class:`WeightAverage`
 * masks: :func:`causal_mask`, :func:`kept_taps`
@@ -23,7 +25,7 @@ The public API:
 * plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
 """
 
-from . import gradcheck, ops
+from . import distributions, gradcheck, logistic_mixture, ops
 from .autoregressive import ARCHITECTURES, AutoregressiveModel, Preset, build_model
 from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -49,7 +51,7 @@ __all__ = [
     "Adam", "CachedPixelCNN", "PlainCachedPixelCNN", "Checkpoint", "CheckpointError", "Conv2D", "Layer", "MNISTDownloadError", "FashionMNISTDownloadError",
     "MaskedConv2D", "Module", "PixelCNN", "Preset", "ReLU", "ResidualBlock", "SGD",
     "Sequential", "TrainConfig", "Trainer", "TrainingDiverged", "causal_mask",
-    "clip_by_global_norm", "col2im", "ops", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
+    "clip_by_global_norm", "col2im", "distributions", "logistic_mixture", "ops", "complete", "dequantize", "evaluate", "global_norm", "gradcheck",
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist", "load_fashion_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",

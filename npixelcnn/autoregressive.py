@@ -3,15 +3,20 @@
 Training, evaluation, checkpoints, both samplers and the CLI never look inside
 a model. They rely on this contract only:
 
-* ``model.levels``: L, the number of intensity levels (classes per pixel);
+* ``model.levels``: L, the number of intensity levels of a pixel;
+* ``model.output``: the output distribution (:mod:`npixelcnn.distributions`), which turns
+  the model's outputs into a loss and its gradient, an NLL, log-probabilities and draws;
 * ``model.in_channels``: the channels of an input image (1 for MNIST);
 * ``model.config``: a JSON-able dict such that ``type(model)(**model.config)``
   builds the same architecture (checkpoints store it);
 * ``model.arch``: the architecture's name in checkpoints and the CLI
   (``ARCHITECTURES[model.arch]`` is its class);
 * ``model.forward(x)``: x (N, H, W, in_channels) in [0, 1], the levels divided
-  by L - 1 -> logits (N, H, W, L), where the logits at pixel p depend only
-  on the pixels before p in raster order;
+  by L - 1 -> outputs (N, H, W, output.channels): the output distribution's
+  parameters at every pixel (the logits (N, H, W, L) of the default softmax),
+  where the outputs at pixel p depend only on the pixels before p in raster order;
+* ``model.log_probs(x)``: -> (N, H, W, L), log p(level | the pixels before) for
+  every level at every pixel;
 * ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
   ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
 * ``model.pixel_layers()``: the layers in the order the data flows through
@@ -30,6 +35,7 @@ sampling, the CLI) then takes it without any table being edited.
 from dataclasses import dataclass, field
 
 from .blocks import Sequential
+from .distributions import SoftmaxOutput, output_distribution
 from .validation import check_activations, check_finite
 
 # name -> class, filled by every subclass that gives arch="..."; importing the
@@ -52,15 +58,16 @@ class Preset:
 
 
 class AutoregressiveModel(Sequential):
-    """Base class of the models: a sequence of layers from image to logits.
+    """Base class of the models: a sequence of layers from image to outputs.
 
-    Subclasses add their layers in ``__init__`` and set ``levels`` and ``config``.
+    Subclasses add their layers in ``__init__`` and set ``levels``, ``output`` and ``config``.
     """
 
     arch = None         # the name in checkpoints and the CLI
     in_channels = 1     # grey images
     levels = None
     config = None
+    _output = None      # set by choose_output
     presets = {}        # name -> Preset; the first is the default of ``train``
     # Settings that checkpoints of earlier versions saved under another name: {old: new}.
     renamed_settings = {}
@@ -75,12 +82,33 @@ class AutoregressiveModel(Sequential):
             ARCHITECTURES[arch] = cls
 
     def forward(self, x):
-        """x: (N, H, W, in_channels) in [0, 1] -> logits (N, H, W, levels)."""
+        """x: (N, H, W, in_channels) in [0, 1] -> outputs (N, H, W, output.channels)."""
         self.check_input(x)
         return super().forward(x)
 
+    def choose_output(self, levels, output, components):
+        """Set ``levels`` and ``output``, the distribution that the settings ``output`` ("softmax"
+        or "logistic-mixture") and ``components`` name; see :func:`~npixelcnn.distributions.output_distribution`.
+
+        Returns the settings to record in ``config``: none for the default softmax, so the
+        configs (and checkpoints) of models from before the choice existed are unchanged.
+        """
+        self.levels = levels
+        self._output = output_distribution(output, levels, components)
+        return {} if output == "softmax" else {"output": output, **self.output.settings()}
+
+    @property
+    def output(self):
+        """The output distribution: the one :meth:`choose_output` set, else the softmax over the levels."""
+        return self._output if self._output is not None else SoftmaxOutput(self.levels)
+
+    def log_probs(self, x):
+        """x: (N, H, W, in_channels) in [0, 1] -> (N, H, W, levels): the log-probability of
+        every level at every pixel, given the pixels before it; exp sums to 1 over the levels."""
+        return self.output.log_probs(self.forward(x))
+
     def pixel_layers(self):
-        """The layers from image to logits, in order (what the cached sampler steps through)."""
+        """The layers from image to outputs, in order (what the cached sampler steps through)."""
         return [layer for _, layer in self.named_children()]
 
     def check_input(self, x):

@@ -53,19 +53,22 @@ class ResidualBlock(Residual):
             variance (2^15 over 15 blocks). PixelCNN passes 1/sqrt(blocks): in
             the seed architecture the variance then grows from 0.7 to 2.3
             (images of random levels; see PixelCNN).
+        dilation: d of the 3x3 mask-B convolution: its taps d pixels apart, so the
+            block reaches d rows further up and d columns further sideways
+            (1: the seed's block).
 
     Parameters: conv1.{W,b}, conv2.{W,b}, conv3.{W,b}.
     """
 
-    def __init__(self, h, rng=None, out_gain=1.0):
+    def __init__(self, h, rng=None, out_gain=1.0, dilation=1):
         super().__init__()
         check_positive_int(h, "h")
         rng = as_rng(rng)
-        self.h = h
+        self.h, self.dilation = h, dilation
         self.relu1 = self.add("relu1", ReLU())
         self.conv1 = self.add("conv1", Conv2D(2 * h, h, 1, rng=rng))
         self.relu2 = self.add("relu2", ReLU())
-        self.conv2 = self.add("conv2", MaskedConv2D(h, h, 3, "B", rng=rng))
+        self.conv2 = self.add("conv2", MaskedConv2D(h, h, 3, "B", rng=rng, dilation=dilation))
         self.relu3 = self.add("relu3", ReLU())
         self.conv3 = self.add("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain))
 

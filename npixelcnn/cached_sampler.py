@@ -26,7 +26,7 @@ from . import gated_steps, pixel_steps  # noqa: F401
 class CachedPixelCNN:
     """A model evaluated one pixel at a time, keeping what later pixels read.
 
-    At pixel (i, j), in raster order, :meth:`logits_at` runs every layer of the
+    At pixel (i, j), in raster order, :meth:`outputs_at` runs every layer of the
     model at that one position, on all B images at once. For the PixelCNN:
 
     * the 7x7 mask-A convolution reads the image at its kept taps (all before
@@ -34,7 +34,7 @@ class CachedPixelCNN:
     * each residual block: h = relu(x) @ W1 + b1; relu(h) is stored at (i, j)
       for the 3x3 mask-B convolution, which then reads its kept taps (at or
       before (i, j)); x = x + relu(that) @ W3 + b3;
-    * the head: relu, 1x1, relu, 1x1, 1x1 gives the logits (B, L).
+    * the head: relu, 1x1, relu, 1x1, 1x1 gives the outputs (B, C_out): logits, or a mixture's parameters.
 
     Only the causal convolutions read other pixels than their own, so only
     their INPUTS are kept, and only the rows they can still read: a k x k
@@ -101,11 +101,11 @@ class CachedPixelCNN:
         """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
         self.first.store_pixel(i, j, self._values[levels])
 
-    def logits_at(self, i, j):
-        """The model's logits (B, L) at pixel (i, j).
+    def outputs_at(self, i, j):
+        """The model's outputs (B, C_out) at pixel (i, j): the logits (B, L) of a softmax output.
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
-        every pixel before it to have been computed (:meth:`logits_at` or
+        every pixel before it to have been computed (:meth:`outputs_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
         up to float rounding. Stores the layers' inputs at (i, j) that later pixels read.
         The array returned is a view of a buffer that the next call overwrites.
@@ -113,7 +113,7 @@ class CachedPixelCNN:
         x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:
             x = step.at(x, i, j)
-        return x[:, :-1]                      # without the trailing 1: (B, L)
+        return x[:, :-1]                      # without the trailing 1: (B, C_out)
 
     def prefill(self, images, upto):
         """Fill the caches at every pixel before raster index ``upto`` from given ``images``.

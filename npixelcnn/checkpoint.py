@@ -270,7 +270,7 @@ def _build_model(path, meta, arrays):
                               f"{meta['model']} need more than {limit:,} parameters, but the file "
                               f"holds {held:,} ({err})") from None
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: invalid architecture {meta['model']}: {err}") from None
+        raise CheckpointError(f"{path}: invalid model settings {meta['model']}: {err}") from None
 
 
 def _read_meta(path, arrays):

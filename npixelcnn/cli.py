@@ -21,6 +21,7 @@ from .autoregressive import ARCHITECTURES
 from .checkpoint import CheckpointError
 from .commands import Interrupted, RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
 from .data import MNISTDownloadError
+from .distributions import DEFAULT_COMPONENTS, OUTPUTS
 from .files import FolderInUseError, describe_os_error
 from .sampling import METHODS
 from .train import TrainingDiverged
@@ -162,6 +163,12 @@ def build_parser():
                             + "; ".join(f"{arch}: {', '.join(cls.presets)}" for arch, cls in ARCHITECTURES.items()
                                         if cls.presets))
     train.add_argument("--levels", type=int, help="intensity levels, 2 to 256 (default: 4)")
+    train.add_argument("--output", choices=sorted(OUTPUTS),
+                       help="the distribution of each pixel: softmax (one logit per level; default) or "
+                            "logistic-mixture (PixelCNN++'s discretized mixture of logistics, 3 numbers "
+                            "per component whatever the levels)")
+    train.add_argument("--components", type=int, metavar="K",
+                       help=f"logistics in the mixture of --output logistic-mixture (default: {DEFAULT_COMPONENTS})")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,
                         help="budget of training time only, in minutes (default: 15), kept by the "

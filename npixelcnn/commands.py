@@ -48,7 +48,8 @@ MAX_PREVIEW_SAMPLES = 1_000
 # A new run's defaults (the preset: the architecture's first); a resume takes all of them
 # from its checkpoint, and refuses them as options.
 NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10)
-TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", *NEW_RUN_DEFAULTS)
+TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", "output", "components",
+                         *NEW_RUN_DEFAULTS)
 
 
 
@@ -150,6 +151,11 @@ def check_train_options(args):
             check_levels(args.levels, "--levels")
         except ValueError as error:
             raise UsageError(str(error)) from None
+    if args.components is not None and args.output != "logistic-mixture":
+        raise UsageError("--components is the number of logistics of --output logistic-mixture; "
+                         "give both, or neither for the softmax")
+    if args.components is not None and args.components < 1:
+        raise UsageError(f"--components must be at least 1, got {args.components}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
@@ -222,6 +228,10 @@ def new_trainer(args, out):
     chosen = {name: getattr(args, name) for name in ("batch_size", "lr", "ema") if getattr(args, name) is not None}
     config = TrainConfig.from_preset(args.arch, args.preset, levels=args.levels, seed=args.seed,
                                      evals=args.evals, **chosen)
+    if args.output is not None:                  # the preset's output otherwise (the softmax)
+        config.model["output"] = args.output
+    if args.components is not None:
+        config.model["components"] = args.components
     train_images, test_images = load_levels(args.data_dir, config.levels)
     trainer = Trainer(config, train_images, test_images, parallel=True)
     if args.steps is not None:

@@ -9,7 +9,6 @@ import numpy as np
 from .autoregressive import check_model
 from .data import to_model_input
 from .data_parallel import split_total
-from .losses import total_nll
 from .progress import tqdm
 from .validation import check_level_images, check_positive_int
 
@@ -55,4 +54,4 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
 
 def _batch_nll(model, x, levels_batch):
     """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W)."""
-    return total_nll(model.forward(x), levels_batch)
+    return model.output.total_nll(model.forward(x), levels_batch)

@@ -209,7 +209,8 @@ def shifted_slices(offset, size):
 
 
 def tap_offsets(taps, kernel_size):
-    """Kernel positions (row, col) -> offsets (di, dj) from the kernel centre."""
+    """Positions (row, col) in a window of width ``kernel_size`` -> offsets (di, dj) from its
+    centre (for a kernel dilated by d, the positions are already multiplied by d)."""
     centre = kernel_size // 2
     return [(int(i) - centre, int(j) - centre) for i, j in taps]
 

@@ -19,8 +19,10 @@ cached differently:
   computed pixel by pixel, like a causal convolution.
 
 The plain step keeps both stacks' whole input images; the fast one keeps only
-what is still read: the vertical input's last k//2 + 1 rows in a ring, the
-horizontal input's current row.
+what is still read: the vertical input's last p + 1 rows in a ring, the
+horizontal input's current row. Both read the taps where they sit in the
+stacks' window, 2p + 1 wide: p = k//2, or (k//2) * d for a layer dilated by d
+(``layer.vertical.window``, ``window_taps``; :mod:`npixelcnn.masks`).
 
 Between the steps of the gated layers flows a pair (v_row, h): v_row is the
 previous layer's vertical output gate(v_pre) on row i - 1 at the first pixel
@@ -56,12 +58,14 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
 
     def __init__(self, layer, shape, batch, dtype):
         super().__init__(layer, shape, batch, dtype)
-        self.k, self.p, self.batch, self.width = layer.kernel_size, layer.kernel_size // 2, batch, shape[1]
+        # Both stacks read a window of the same width: k, or (k - 1) * d + 1 when dilated.
+        self.window, self.batch, self.width = layer.vertical.window, batch, shape[1]
+        self.p = self.window // 2
         c_in = layer.vertical.in_channels
         self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
-        self.v_image = padded_image(batch, shape, self.k, c_in, dtype)     # the vertical stack's input
-        self.h_image = padded_image(batch, shape, self.k, c_in, dtype)     # the horizontal stack's input
-        self.inputs = [without_padding(self.v_image, self.k), without_padding(self.h_image, self.k)]
+        self.v_image = padded_image(batch, shape, self.window, c_in, dtype)     # the vertical stack's input
+        self.h_image = padded_image(batch, shape, self.window, c_in, dtype)     # the horizontal stack's input
+        self.inputs = [without_padding(self.v_image, self.window), without_padding(self.h_image, self.window)]
         self.link_above = None                          # link(v_pre) on row i - 1: (B, W, 2C)
         # Each convolution's kept weights (K, C_out) and bias (C_out,), K = taps x C_in.
         self.vertical = (layer.vertical.kept_weights(), layer.vertical.params["b"].copy())
@@ -98,14 +102,14 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
             self.link_above = np.zeros((self.batch, self.width, len(link_bias)), link_bias.dtype) + link_bias
             return None
         weights, bias = self.vertical
-        v_pre = gather_taps(self.v_image, self.layer.vertical.taps, r, np.arange(self.width)) @ weights + bias
+        v_pre = gather_taps(self.v_image, self.layer.vertical.window_taps, r, np.arange(self.width)) @ weights + bias
         self.link_above = v_pre @ link_weights + link_bias                 # (B, W, 2C)
         return gate(v_pre)
 
     def horizontal_branch(self, i, j):
         """out(gate(horizontal(h) + link(v_pre above))) at (i, j): (B, C)."""
         (weights, bias), (out_weights, out_bias) = self.horizontal, self.out
-        h_pre = gather_taps(self.h_image, self.layer.horizontal.taps, i, j) @ weights + bias
+        h_pre = gather_taps(self.h_image, self.layer.horizontal.window_taps, i, j) @ weights + bias
         return gate(h_pre + self.link_above[:, j]) @ out_weights + out_bias
 
 
@@ -125,13 +129,12 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
         width = shape[1]
         batch, dtype = rows.batch, rows.dtype
-        k = layer.kernel_size
-        self.pad = p = k // 2
+        self.pad = p = layer.vertical.window // 2                    # k//2, or (k//2) * d dilated
         c_in, c = layer.vertical.in_channels, layer.channels
         # Vertical: the last p + 1 input rows, zero-padded by p columns either side.
         self.v_ring = np.zeros((p + 1, width + 2 * p, batch, c_in), dtype)
         self.v_weights = weights_and_bias(layer.vertical)            # (T_v*C_in + 1, 2C)
-        self.v_taps = layer.vertical.taps                            # (row, col) in the k x k kernel
+        self.v_taps = layer.vertical.window_taps                     # (row, col) in the 2p + 1 window
         # The horizontal gate at one pixel in three NumPy calls (tanh, add, multiply)
         # instead of six: with sigmoid(b) = (1 + tanh(b / 2)) / 2,
         #     gate = tanh(a) * (1 + tanh(b / 2)) / 2,
@@ -145,9 +148,13 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.v_out = np.zeros((width, batch, c), dtype)              # gate(v_pre of row i - 1)
         self.v_cols = np.zeros((width, batch, len(self.v_taps), c_in), dtype)   # one row's im2col, reused
         self.v_pre = np.zeros((width, batch, 2 * c), dtype)
-        # Horizontal: the current row's inputs, p zero columns on the left.
+        # Horizontal: the current row's inputs, p zero columns on the left. Its taps
+        # are window columns 0, d, 2d, ... up to p (the centre) or p - d: at (i, j)
+        # they read h_row[j], h_row[j + d], ..., one slice with a step of d.
         self.h_row = np.zeros((width + p, batch, c_in), dtype)
-        self.h_tap_count = len(layer.horizontal.taps)               # columns 0 .. p (or p - 1) of the kernel
+        self.h_tap_count = len(layer.horizontal.taps)
+        self.h_step = layer.dilation
+        self.h_span = (self.h_tap_count - 1) * self.h_step + 1     # the columns from the first tap to the last
         self.h_weights = weights_and_bias(layer.horizontal) * halve_b    # (T_h*C_in + 1, 2C)
         self.h_cols = rows.scratch("gated horizontal im2col row", self.h_tap_count * c_in + 1)
         self.h_tap_values = self.h_cols[:, :-1].reshape(batch, self.h_tap_count, c_in)     # a view
@@ -218,7 +225,8 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
 
     def _horizontal(self, i, j, h):
         """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer."""
-        self.h_tap_values[...] = self.h_row[j:j + self.h_tap_count].transpose(1, 0, 2)   # columns j - p .. j (- 1)
+        # Columns j - p .. j (mask A: .. j - d), every d-th: (taps, B, C) -> (B, taps, C).
+        self.h_tap_values[...] = self.h_row[j:j + self.h_span:self.h_step].transpose(1, 0, 2)
         np.matmul(self.h_cols, self.h_weights, out=self.h_pre)        # [a, b / 2] (see __init__)
         self.h_pre += self.link_row[j]
         np.tanh(self.h_pre, out=self.h_pre)                         # [tanh(a), tanh(b / 2)]

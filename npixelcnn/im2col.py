@@ -12,6 +12,13 @@ Only the taps we pass in are gathered. A causal mask keeps about half of a
 kernel's taps, so gathering just those skips the multiply-adds that a masked
 weight would turn into zeros anyway.
 
+A dilated kernel needs nothing new here. Its k x k taps sit d pixels apart
+in a window (k - 1) * d + 1 pixels wide (see :mod:`npixelcnn.masks`), so a
+layer passes the taps' positions in that window (its taps times d) and the
+window's width as ``kernel_size``: the pixels between the taps are simply
+never gathered. k = 3, d = 2: taps (0, 1) and (1, 0) become (0, 2) and (2, 0)
+of a 5 x 5 window, two pixels up and two to the left of the output pixel.
+
 These are the plain versions, to read next to lesson 02: pad once, then one
 shifted window per tap (the Python loop runs over the few taps, never over
 pixels). Their fast twins, in :mod:`npixelcnn.fast_ops`, give the same numbers
@@ -26,9 +33,11 @@ def im2col(x, taps, kernel_size):
 
     Args:
         x: (N, H, W, C) input.
-        taps: (T, 2) kernel positions (row, col) to gather, in the order the
-            weight rows will use.
-        kernel_size: k of the k x k kernel the taps come from.
+        taps: (T, 2) positions (row, col) in the window to gather, in the order
+            the weight rows will use.
+        kernel_size: the width of the square window the taps sit in, centred on
+            the output pixel: k for a k x k kernel, (k - 1) * d + 1 for one
+            dilated by d (then the taps are the kernel's positions times d).
 
     Returns:
         cols: (N*H*W, T*C); column block t holds tap t.

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import ops
-from .masks import check_kernel_size, check_mask_type, kept_taps
+from .masks import check_dilation, check_kernel_size, check_mask_type, dilated_window, kept_taps
 from .validation import check_activations, check_gradient, check_positive_int
 
 
@@ -241,23 +241,41 @@ class Conv2D(Layer):
     over channels at every pixel: an NHWC array reshaped to (N*H*W, C_in)
     already is the im2col matrix.
 
+    With ``dilation`` d > 1 the same k x k taps read the input d pixels apart
+    (see :mod:`npixelcnn.masks`): tap (r, c) reads it at offset
+    ((r - k//2) * d, (c - k//2) * d). W keeps its shape; only where the taps
+    read changes. im2col is told exactly that: the taps' positions in the
+    dilated window, ``window_taps``, and its width, ``window``. A 1x1 kernel
+    has one tap, at offset 0, which d leaves where it is: a 1x1 takes any d
+    and ignores it (its window stays 1).
+
     Args:
         in_channels, out_channels: C_in and C_out.
         kernel_size: odd k (default 1).
         rng: seed or np.random.Generator for the He-normal weight init.
         gain: multiplies the init's standard deviation.
         taps: (T, 2) kernel positions (row, col) to keep; None keeps all k*k.
+        dilation: d >= 1, the distance between neighbouring taps (default 1).
 
     Parameters:
         W: (k, k, C_in, C_out), zero at the taps that are not kept.
         b: (C_out,), zeros at init.
+
+    Attributes:
+        taps: (T, 2), the kept positions in the k x k kernel (the rows of W used).
+        dilation: d.
+        window: (k - 1) * d + 1, the width of the window the taps read (k when d = 1).
+        window_taps: (T, 2), ``taps * d``: where each tap reads in that window,
+            whose centre is the output pixel.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0, taps=None):
+    def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0, taps=None,
+                 dilation=1):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
         check_kernel_size(kernel_size)
+        check_dilation(dilation, kernel_size)
         k = kernel_size
         # Before anything is allocated (the taps too): W holds k*k*C_in*C_out floats, b C_out.
         _claim_parameters(k * k * in_channels * out_channels + out_channels,
@@ -265,6 +283,9 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.taps = np.argwhere(np.ones((k, k), dtype=bool)) if taps is None else np.asarray(taps)  # (T, 2)
         self._tap_rows, self._tap_cols = self.taps[:, 0], self.taps[:, 1]
+        self.dilation = int(dilation)
+        self.window = dilated_window(k, self.dilation)            # k when d = 1
+        self.window_taps = self.taps * self.dilation              # (T, 2), in the window
         self._pointwise = k == 1 and len(self.taps) == 1          # a 1x1 that keeps its one tap
 
         fan_in = len(self.taps) * in_channels                     # the taps that touch the input
@@ -287,7 +308,7 @@ class Conv2D(Layer):
         if self._pointwise:
             cols = x.reshape(n * h * w, self.in_channels)         # already the im2col matrix
         else:                                                     # kept until backward when training
-            cols = ops.im2col(x, self.taps, self.kernel_size, owner=self if self.training else None)
+            cols = ops.im2col(x, self.window_taps, self.window, owner=self if self.training else None)
         y = ops.add_bias(cols @ self.kept_weights(), self.params["b"])    # (N*H*W, C_out)
         self._cache = (x.shape, cols) if self.training else None
         return y.reshape(n, h, w, self.out_channels)
@@ -308,7 +329,7 @@ class Conv2D(Layer):
         if self._pointwise:
             return (dy2 @ self.kept_weights().T).reshape(x_shape)  # im2col was a reshape
         dcols = ops.matmul_transposed(dy2, self.kept_weights())   # (N*H*W, T*C_in)
-        return ops.col2im(dcols, x_shape, self.taps, self.kernel_size)
+        return ops.col2im(dcols, x_shape, self.window_taps, self.window)
 
 
 class MaskedConv2D(Conv2D):
@@ -322,19 +343,20 @@ class MaskedConv2D(Conv2D):
         in_channels, out_channels: C_in and C_out.
         kernel_size: odd k.
         mask_type: "A" or "B".
-        rng, gain: as for :class:`Conv2D`.
+        rng, gain, dilation: as for :class:`Conv2D`; a dilated mask keeps the same
+            taps, d pixels apart, and is as causal.
 
     Parameters:
         W: (k, k, C_in, C_out), zero where the mask hides a tap.
         b: (C_out,), zeros at init.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0):
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0, dilation=1):
         check_kernel_size(kernel_size)
         check_mask_type(mask_type)
         self.mask_type = mask_type
         super().__init__(in_channels, out_channels, kernel_size, rng=rng, gain=gain,
-                         taps=kept_taps(kernel_size, mask_type))
+                         taps=kept_taps(kernel_size, mask_type), dilation=dilation)
 
 
 class ReLU(Layer):

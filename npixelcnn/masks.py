@@ -19,6 +19,27 @@ Example, k = 5 (1 = visible)::
     1 1 0 0 0       1 1 1 0 0
     0 0 0 0 0       0 0 0 0 0
     0 0 0 0 0       0 0 0 0 0
+
+Dilation (Yu and Koltun, 2016, "Multi-Scale Context Aggregation by Dilated
+Convolutions"; WaveNet stacks dilated causal convolutions, and the UvA deep
+learning tutorials dilate a Gated PixelCNN's layers) spreads the same k x k
+taps d pixels apart: tap (r, c) reads the input at offset
+((r - k//2) * d, (c - k//2) * d) from the output pixel, inside a window
+(k - 1) * d + 1 pixels wide. The weights, and the mask, stay k x k: the mask
+still says which taps a kernel keeps. It stays causal, because multiplying an
+offset by d > 0 keeps its sign: a tap in a row above stays in a row above, a
+tap left of the centre stays left of it. Mask B, k = 3, d = 2, drawn in its
+5 x 5 window (1 = a kept tap, . = a pixel between taps that is never read)::
+
+    1 . 1 . 1
+    . . . . .
+    1 . 1 . .
+    . . . . .
+    . . . . .
+
+The layers give im2col and the cached samplers those window positions (the
+taps times d) and the window's width, so the code that gathers taps is the
+same for a dilated kernel as for a dense one.
 """
 
 import numpy as np
@@ -26,9 +47,9 @@ import numpy as np
 MASK_TYPES = ("A", "B")
 
 
-# A kernel is at most this wide: far wider than any image the family models (MNIST is 28
-# pixels, CIFAR-10 32), and small enough that a typo (or an edited checkpoint) asking for a
-# kernel of 20,001 pixels is refused before its list of taps fills the memory.
+# A kernel (or the window of a dilated one) is at most this wide: far wider than any image the
+# family models (MNIST is 28 pixels, CIFAR-10 32), and small enough that a typo (or an edited
+# checkpoint) asking for a kernel of 20,001 pixels is refused before its list of taps fills the memory.
 MAX_KERNEL_SIZE = 255
 
 
@@ -43,6 +64,24 @@ def check_kernel_size(kernel_size):
         )
     if kernel_size > MAX_KERNEL_SIZE:
         raise ValueError(f"kernel_size must be at most {MAX_KERNEL_SIZE}, got {kernel_size}")
+
+
+def check_dilation(dilation, kernel_size):
+    """Raise unless ``dilation`` is an int >= 1 whose window, (k - 1) * d + 1 pixels wide,
+    is at most MAX_KERNEL_SIZE (a kernel_size that passed :func:`check_kernel_size`)."""
+    if isinstance(dilation, bool) or not isinstance(dilation, (int, np.integer)):
+        raise TypeError(f"dilation must be an int, got {type(dilation).__name__}")
+    if dilation < 1:
+        raise ValueError(f"dilation must be at least 1 (1: taps side by side), got {dilation}")
+    window = dilated_window(int(kernel_size), int(dilation))      # Python ints: no overflow
+    if window > MAX_KERNEL_SIZE:
+        raise ValueError(f"dilation {dilation} spreads a {kernel_size}x{kernel_size} kernel over a "
+                         f"window {window} pixels wide; it must be at most {MAX_KERNEL_SIZE}")
+
+
+def dilated_window(kernel_size, dilation):
+    """The width of the window a k x k kernel dilated by d reads: (k - 1) * d + 1 (k when d = 1)."""
+    return (kernel_size - 1) * dilation + 1
 
 
 def check_mask_type(mask_type):

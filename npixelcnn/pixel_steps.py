@@ -4,7 +4,8 @@ The same computations as the plain steps of :mod:`npixelcnn.plain_steps`
 (read those first), arranged so that a pixel's work stays small:
 
 * a causal convolution (:class:`CausalConvAt`) keeps only its input's last
-  k//2 + 1 rows, in a ring, and reads its kept taps there;
+  p + 1 rows, in a ring, p = window // 2 (k//2 for a k x k kernel, (k//2) * d
+  dilated by d), and reads its kept taps there;
 * a 1x1 convolution and a ReLU (:class:`PointwiseConvAt`, :class:`ReLUAt`)
   need nothing but the pixel itself;
 * a residual connection and a sequence (:class:`ResidualAt`,
@@ -116,8 +117,11 @@ class CausalConvAt(ConvAt):
         super().__init__(layer, shape, rows)
         height, width = shape
         batch, dtype = rows.batch, rows.dtype
-        self.pad, channels = layer.kernel_size // 2, layer.in_channels
-        n_taps = len(layer.taps)
+        # The taps where they read, in the layer's window (2 pad + 1 wide): for a
+        # kernel dilated by d, the kernel's taps times d, so pad = (k//2) * d.
+        self.pad, channels = layer.window // 2, layer.in_channels
+        taps, step = layer.window_taps, layer.dilation
+        n_taps = len(taps)
         self.reads_own_pixel = check_causal_taps(layer, self.sampler)    # mask B: yes; mask A: no
         # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
         # input rows are ever read again. They are kept in a ring, image row r
@@ -133,15 +137,16 @@ class CausalConvAt(ConvAt):
         tap_values = self.cols[:, :-1].reshape(batch, n_taps, channels)   # a view
         # A causal mask keeps whole kernel rows above the centre and the left
         # part of the centre row: in every kernel row the kept taps are side
-        # by side, so one slice of the ring gathers them.
-        self.kernel_rows = []           # (kernel row, first col, end col, where its taps go in cols)
-        for r in np.unique(layer.taps[:, 0]):
-            in_row = np.flatnonzero(layer.taps[:, 0] == r)
-            c = layer.taps[in_row, 1]
-            if not np.array_equal(c, np.arange(c[0], c[-1] + 1)):
-                raise ValueError(f"{self.sampler}: the kept taps of kernel row {r} are not "
-                                 f"contiguous ({c.tolist()}); expected a causal mask")
-            self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1,
+        # by side (d pixels apart when dilated), so one slice of the ring,
+        # with a step of d, gathers them.
+        self.kernel_rows = []           # (window row, first col, end col, step, where its taps go in cols)
+        for r in np.unique(taps[:, 0]):
+            in_row = np.flatnonzero(taps[:, 0] == r)
+            c = taps[in_row, 1]
+            if not np.array_equal(c, np.arange(c[0], c[-1] + 1, step)):
+                raise ValueError(f"{self.sampler}: the kept taps of window row {r} are not "
+                                 f"evenly spaced {step} apart ({c.tolist()}); expected a causal mask")
+            self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1, step,
                                      tap_values[:, in_row[0]:in_row[-1] + 1]))
         self.weights = weights_and_bias(layer)                           # (T*C_in + 1, C_out)
         self.y = rows.get("conv", layer.out_channels + 1)
@@ -161,14 +166,14 @@ class CausalConvAt(ConvAt):
 
     def compute(self, i, j):
         """The output at (i, j), (B, C_out + 1), from the inputs stored so far."""
-        for r, first, end, taps in self.kernel_rows:
-            row = i + r - self.pad                  # the image row this kernel row reads
+        for r, first, end, step, taps in self.kernel_rows:
+            row = i + r - self.pad                  # the image row this window row reads
             if row < 0:
                 taps[...] = 0                       # above the image: the convolution's zero padding
             else:
-                # Ring columns j + first .. j + end (padded coordinates), (taps, B, C)
-                # -> (B, taps, C): each image's taps side by side.
-                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end].transpose(1, 0, 2)
+                # Ring columns j + first .. j + end, every step-th (padded coordinates),
+                # (taps, B, C) -> (B, taps, C): each image's taps side by side.
+                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end:step].transpose(1, 0, 2)
         np.matmul(self.cols, self.weights, out=self.y[:, :-1])
         return self.y
 

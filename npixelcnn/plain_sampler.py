@@ -31,7 +31,7 @@ from . import gated_steps, plain_steps  # noqa: F401
 class PlainCachedPixelCNN:
     """A model evaluated one pixel at a time, keeping what later pixels read.
 
-    At pixel (i, j), in raster order, :meth:`logits_at` runs every layer of the
+    At pixel (i, j), in raster order, :meth:`outputs_at` runs every layer of the
     model at that one position, on all B images at once: the first layer reads
     the pixels drawn so far (stored by :meth:`set_pixel`), and each later
     layer's step takes the previous layer's output at (i, j), keeps it if later
@@ -68,11 +68,11 @@ class PlainCachedPixelCNN:
         """Write the drawn levels (B,) of pixel (i, j) into the image the first layer reads."""
         self.steps[0].store_pixel(i, j, self.values[levels])
 
-    def logits_at(self, i, j):
-        """The model's logits (B, L) at pixel (i, j).
+    def outputs_at(self, i, j):
+        """The model's outputs (B, C_out) at pixel (i, j): the logits (B, L) of a softmax output.
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
-        computed (:meth:`logits_at`): then the result equals
+        computed (:meth:`outputs_at`): then the result equals
         ``model.forward(x)[:, i, j]`` up to float rounding.
         """
         x = self.steps[0].compute(i, j)       # the image at (i, j) is not drawn yet: not read
@@ -86,5 +86,5 @@ class PlainCachedPixelCNN:
         steps as the drawn part (the fast sampler runs it as one batched forward pass)."""
         for q in range(upto):
             i, j = divmod(q, self.shape[1])
-            self.logits_at(i, j)
+            self.outputs_at(i, j)
             self.set_pixel(i, j, images[:, i, j])

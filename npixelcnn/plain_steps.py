@@ -22,29 +22,33 @@ from .layers import Conv2D, ReLU
 from .steps import PlainStep, check_causal_taps
 
 
-def padded_image(batch, shape, kernel_size, channels, dtype):
-    """Zeros (B, H + p, W + 2p, C), p = k // 2: room for a layer's input image with the
-    convolution's zero padding, p rows above and p columns on either side (a causal
-    window never reaches below its own row, so none below)."""
-    p = kernel_size // 2
+def padded_image(batch, shape, window, channels, dtype):
+    """Zeros (B, H + p, W + 2p, C), p = window // 2: room for a layer's input image with
+    the convolution's zero padding, p rows above and p columns on either side (a causal
+    window never reaches below its own row, so none below).
+
+    ``window`` is the width of the convolution's window, ``layer.window``: k for a
+    k x k kernel, (k - 1) * d + 1 for one dilated by d."""
+    p = window // 2
     return np.zeros((batch, shape[0] + p, shape[1] + 2 * p, channels), dtype)
 
 
-def without_padding(padded, kernel_size):
+def without_padding(padded, window):
     """The image part of a :func:`padded_image`: a view (B, H, W, C)."""
-    p = kernel_size // 2
+    p = window // 2
     return padded[:, p:, p:padded.shape[2] - p]
 
 
 def gather_taps(padded, taps, i, j):
     """im2col at output pixel (i, j): the input at the kept taps, side by side.
 
-    Tap (r, c) of a k x k kernel reads, for output pixel (i, j), the input at
+    Tap (r, c) of a window of width 2p + 1 reads, for output pixel (i, j), the input at
     (i + r - p, j + c - p), which is ``padded[:, i + r, j + c]`` in the padded image.
+    (A dilated kernel's taps are given where they read in its window: ``layer.window_taps``.)
 
     Args:
         padded: (B, H + p, W + 2p, C), a :func:`padded_image`.
-        taps: (T, 2) kernel positions (row, col), in the order of the weight rows.
+        taps: (T, 2) positions (row, col) in the window, in the order of the weight rows.
         i: the output row.
         j: the output column, or an array of columns (W,) for a whole row at once.
 
@@ -62,21 +66,23 @@ class ConvStep(PlainStep, layer=Conv2D):
 
     What it remembers: its whole input image, zero-padded, written pixel by pixel
     as the inputs arrive. Then the taps of pixel (i, j) sit where im2col finds them,
-    with no ring to wrap around. (A k x k causal window only ever reads its last
-    k//2 + 1 input rows, and the fast step keeps just those, to save memory; here
+    with no ring to wrap around. (A causal window of width 2p + 1 only ever reads its
+    last p + 1 input rows, and the fast step keeps just those, to save memory; here
     code that reads as the maths matters more.) A 1x1 convolution keeps nothing.
+    A dilated convolution is no different: its taps are read where they sit in its
+    window (``layer.window_taps``, ``layer.window``).
     """
 
     def __init__(self, layer, shape, batch, dtype):
         super().__init__(layer, shape, batch, dtype)
         self.reads_own_pixel = check_causal_taps(layer, self.sampler)   # mask B: yes; mask A: no
-        self.p, self.taps = layer.kernel_size // 2, layer.taps
+        self.p, self.taps = layer.window // 2, layer.window_taps
         self.weights = layer.kept_weights()                         # (T*C_in, C_out)
         self.bias = layer.params["b"].copy()                        # (C_out,)
         self.image = None                                           # a 1x1 convolution keeps nothing
         if self.taps.tolist() != [[self.p, self.p]]:                # it reads other pixels than its own
-            self.image = padded_image(batch, shape, layer.kernel_size, layer.in_channels, dtype)
-            self.inputs = [without_padding(self.image, layer.kernel_size)]
+            self.image = padded_image(batch, shape, layer.window, layer.in_channels, dtype)
+            self.inputs = [without_padding(self.image, layer.window)]
 
     def at(self, x, i, j):
         """x (B, C_in), the input at (i, j) -> the output there (B, C_out)."""

@@ -27,11 +27,11 @@ Three ways to run that loop, with the same random draws and the same result:
 
 import numpy as np
 
-from . import ops
 from .autoregressive import check_model
 from .blas import one_blas_thread
 from .cached_sampler import CachedPixelCNN
 from .data import to_model_input
+from .distributions import draw  # noqa: F401  (npc.sampling.draw: the categorical draw every output uses)
 from .plain_sampler import PlainCachedPixelCNN
 from .progress import tqdm
 from .validation import check_image_shape, check_level_images, check_positive_int, check_positive_number
@@ -48,14 +48,15 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
             ``model.astype(np.float64)``).
         n: number of images, >= 1.
         shape: (H, W) of the images.
-        temperature: divides the logits before the softmax; < 1 sharpens the
+        temperature: divides the log-probabilities of every pixel's levels before they are
+            normalised again (the logits of the softmax); < 1 sharpens the
             distributions (cleaner, less varied digits), > 1 flattens them.
         seed: int or None; the same seed gives the same images.
         method: "naive" (a full forward pass per pixel), "cached" (each
             layer computed once per pixel, :class:`CachedPixelCNN`) or
             "plain-cached" (the same, written to be read:
             :class:`PlainCachedPixelCNN`). All make the same random draws in
-            the same order (one ``rng.random(n)`` per pixel, raster order), so
+            the same order (one call of ``model.output.draw`` per pixel, raster order), so
             they give the same images up to float rounding (see :func:`draw`).
         progress: show a progress bar over the pixels.
 
@@ -119,46 +120,13 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     return out.reshape(n, n_samples, height, width)
 
 
-def draw(logits, temperature, rng):
-    """One level per row of ``logits`` (n, L), from softmax(logits / temperature).
-
-    Inverse-CDF sampling: a uniform u in [0, 1) picks the first level whose
-    cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``).
-    Computed in the logits' own precision: float32 for a float32 model, whose
-    exp NumPy's SIMD code computes on twice as many values per instruction as
-    in float64 (the ``draw`` line of ``python benchmarks/bench_sampling.py
-    --levels 256 --profile`` shows its share of a run). Two logit arrays that
-    differ in the last bits (sums taken in another order) give the same levels
-    unless a u lands within that distance of a class boundary.
-
-    Returns:
-        (n,) uint8 levels.
-    """
-    z = np.asarray(logits)
-    if not np.issubdtype(z.dtype, np.floating) or not (
-            float(np.finfo(z.dtype).tiny) <= temperature <= float(np.finfo(z.dtype).max)):
-        z = z.astype(np.float64)      # a temperature float32 cannot hold (1e-50, 1e300) divides in float64
-    if not np.isfinite(z).all():
-        raise ValueError("draw: the model gave NaN or infinite logits; its parameters are broken "
-                         "(a diverged run?), so there is nothing to sample from")
-    # Subtract the maximum before dividing: every difference is <= 0, so a tiny
-    # temperature sends it to -inf (probability 0, a greedy choice), never to
-    # +inf, where exp and the normalisation would make NaNs.
-    with np.errstate(over="ignore"):
-        z = (z - z.max(axis=1, keepdims=True)) / temperature
-    p = np.exp(z)
-    cdf = ops.cumsum_rows(p)
-    u = rng.random(len(z))[:, None] * cdf[:, -1:]          # scale u instead of normalising p
-    return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1).astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- the loops
 #
 # Each takes a working batch ``images`` (B, H, W) uint8, holding the given
 # values at visible pixels and anything at hidden ones, and ``hidden`` (B, H, W)
 # bool. It visits, in raster order, every pixel that is hidden in at least one
-# image, draws one level per image (one rng.random(B) per such pixel, so all
-# loops consume the generator identically), writes it where it is hidden, and
+# image, draws one level per image (one call of ``model.output.draw`` per such pixel, which
+# takes the same numbers from the generator whatever the loop, so all loops consume it identically), writes it where it is hidden, and
 # returns ``images``, filled in place.
 
 
@@ -184,8 +152,8 @@ def _fill_naive(model, images, hidden, temperature, rng, progress):
         for i, j in tqdm(_raster_pixels(hidden), desc="sampling (naive)", unit="px",
                          disable=not progress, leave=False):
             x = to_model_input(images, model.levels).astype(model.dtype, copy=False)
-            logits = model.forward(x)                                      # (B, H, W, L)
-            levels = draw(logits[:, i, j], temperature, rng)
+            outputs = model.forward(x)                      # (B, H, W, C_out): logits, or a mixture's parameters
+            levels = model.output.draw(outputs[:, i, j], temperature, rng)
             images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
     finally:
         model.train(was_training)
@@ -214,11 +182,11 @@ def _fill_cached(sampler, method, model, images, hidden, temperature, rng, progr
             i, j = divmod(q, width)
             # Every pixel up to the last hidden one is computed, hidden or not:
             # later pixels read the activations at this one.
-            logits = net.logits_at(i, j)                                   # (B, L)
+            outputs = net.outputs_at(i, j)                                 # (B, C_out)
             if all_hidden:
-                images[:, i, j] = draw(logits, temperature, rng)
+                images[:, i, j] = model.output.draw(outputs, temperature, rng)
             elif hidden[:, i, j].any():
-                levels = draw(logits, temperature, rng)
+                levels = model.output.draw(outputs, temperature, rng)
                 images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
             net.set_pixel(i, j, images[:, i, j])
     return images

@@ -163,11 +163,12 @@ def walk(steps):
 
 def check_causal_taps(layer, sampler):
     """Raise ValueError unless every kept tap of the convolution ``layer`` is at or before
-    the kernel's centre in raster order: only then can it be computed pixel by pixel."""
-    taps = [tuple(t) for t in layer.taps.tolist()]
-    centre = (layer.kernel_size // 2, layer.kernel_size // 2)
+    the centre of its window in raster order: only then can it be computed pixel by pixel.
+    The taps are checked where they read, ``layer.window_taps`` (d pixels apart when dilated)."""
+    taps = [tuple(t) for t in layer.window_taps.tolist()]
+    centre = (layer.window // 2, layer.window // 2)
     if any(t > centre for t in taps):               # (row, col) after the centre in raster order
-        raise ValueError(f"{sampler}: {type(layer).__name__} with kernel taps {taps} reads pixels "
+        raise ValueError(f"{sampler}: {type(layer).__name__} with taps {taps} in its window reads pixels "
                          f"after the one it computes; only causal convolutions can be computed "
                          f"pixel by pixel")
     return centre in taps                           # does it read its own pixel (mask B)?

@@ -1,7 +1,8 @@
 """Training: minibatches, Adam, a learning-rate schedule, test evaluations in bits/dim.
 
 One training step: take a batch of level images, feed level / (levels - 1) to
-the model, score its logits against the levels with the softmax cross-entropy,
+the model, score its outputs against the levels with the NLL of its output distribution
+(the softmax cross-entropy by default; :mod:`npixelcnn.distributions`),
 backpropagate, update with Adam. The mean NLL per pixel in nats divided by ln 2
 is the figure everyone reports: bits per dimension.
 
@@ -28,7 +29,7 @@ from .data import to_model_input
 from .data_identity import check_data_record, check_same_data, data_record
 from .data_parallel import split_loss_and_gradients
 from .evaluation import evaluate
-from .losses import nats_to_bits, softmax_cross_entropy
+from .losses import nats_to_bits
 from .optim import Adam, WeightAverage
 from .progress import paused, tqdm
 from .run_control import BudgetCheck, stop_on_interrupt
@@ -168,14 +169,14 @@ class Trainer:
         # Overflow shows up as inf/NaN, which is checked right below with a clear
         # message; NumPy's RuntimeWarnings would only bury it.
         with np.errstate(over="ignore", invalid="ignore"):
-            logits = model.forward(x)
-            if not np.isfinite(logits).all():
+            outputs = model.forward(x)
+            if not np.isfinite(outputs).all():
                 raise TrainingDiverged(
                     f"the model's outputs became NaN or infinite at step {self.state.step} (learning "
                     f"rate {self.optimizer.lr:.3g}); try a lower --lr, and keep gradient clipping on"
                 )
-            loss, dlogits = softmax_cross_entropy(logits, levels_batch)
-            model.backward(dlogits)
+            loss, doutputs = model.output.loss(outputs, levels_batch)    # the NLL of the model's output distribution
+            model.backward(doutputs)
         return loss
 
     def check_loss(self, loss, step):

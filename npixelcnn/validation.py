@@ -72,6 +72,19 @@ def check_positive_int(value, name, minimum=1):
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
+def check_dilations(dilations, count, what):
+    """A model's ``dilations`` setting as a list of ``count`` ints >= 1, one per ``what``
+    (a block, a layer), or a clear error."""
+    if not isinstance(dilations, (list, tuple)):
+        raise TypeError(f"dilations must be a list of {count} ints, one per {what}, "
+                        f"got {type(dilations).__name__}")
+    if len(dilations) != count:
+        raise ValueError(f"dilations must have one entry per {what}, {count}, got {len(dilations)}")
+    for i, dilation in enumerate(dilations):
+        check_positive_int(dilation, f"dilations[{i}]")
+    return [int(dilation) for dilation in dilations]
+
+
 def check_levels(levels, name="levels"):
     """Raise unless ``levels`` is an int in [2, 256]: at least two classes, at most the 256 grey values."""
     check_positive_int(levels, name, minimum=2)

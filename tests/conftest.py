@@ -57,7 +57,7 @@ def assert_cached_logits_equal_the_forward_pass(model, images):
     net = npc.CachedPixelCNN(model, n, (height, width))
     for i in range(height):
         for j in range(width):
-            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12,
+            np.testing.assert_allclose(net.outputs_at(i, j), full[:, i, j], rtol=0, atol=1e-12,
                                        err_msg=f"pixel {(i, j)}")
             net.set_pixel(i, j, images[:, i, j])
 

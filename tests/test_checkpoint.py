@@ -330,8 +330,8 @@ def test_an_unknown_format_version_is_refused(saved, version, match):
     ({"levels": 5}, r"param/out\.W has shape \(1, 1, 8, 4\), but .* needs \(1, 1, 8, 5\)"),
     ({"blocks": 3}, r"missing \['blocks\.2\.conv1\.W', .*\]\.\.\., unexpected \[\]"),
     ({"blocks": 1}, r"missing \[\], unexpected \['blocks\.1\.conv1\.W', .*\]"),
-    ({"levels": 1}, r"invalid architecture .*levels must be at least 2"),
-    ({"depth": 3}, r"invalid architecture .*unexpected keyword argument 'depth'"),
+    ({"levels": 1}, r"invalid model settings .*levels must be at least 2"),
+    ({"depth": 3}, r"invalid model settings .*unexpected keyword argument 'depth'"),
 ])
 def test_meta_claiming_another_architecture_is_refused(saved, claimed, match):
     path = edited(saved[0], lambda arrays, meta: meta["model"].update(claimed))

@@ -110,7 +110,7 @@ def test_cached_logits_equal_the_forward_pass_at_every_pixel(architecture):
     full = model.eval().forward(npc.to_model_input(images, 3).astype(np.float64))
     for i in range(SHAPE[0]):
         for j in range(SHAPE[1]):
-            np.testing.assert_allclose(net.logits_at(i, j), full[:, i, j], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(net.outputs_at(i, j), full[:, i, j], rtol=0, atol=1e-12)
             net.set_pixel(i, j, images[:, i, j])
 
 

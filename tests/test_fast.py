@@ -9,6 +9,7 @@ import pytest
 
 import npixelcnn as npc
 from npixelcnn import blas, data_parallel, fast_ops, ops
+from npixelcnn.distributions import SoftmaxOutput
 
 from conftest import randomize
 
@@ -49,19 +50,19 @@ def test_cached_sampling_runs_on_one_blas_thread_and_restores_the_count(monkeypa
     model = npc.PixelCNN(levels=4, hidden=2, blocks=1, head=4, seed=0)
     before = blas.blas_threads()
     seen = []
-    real_draw = npc.sampling.draw
+    real_draw = SoftmaxOutput.draw
 
     def recording_draw(*args):
         seen.append(blas.blas_threads())
         return real_draw(*args)
-    monkeypatch.setattr(npc.sampling, "draw", recording_draw)
+    monkeypatch.setattr(SoftmaxOutput, "draw", recording_draw)
     npc.sample(model, 2, (4, 4), seed=0, method="cached")
     assert seen == [1 if numpy_uses_openblas() else None] * 16
     assert blas.blas_threads() == before
 
     def interrupted(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(npc.sampling, "draw", interrupted)
+    monkeypatch.setattr(SoftmaxOutput, "draw", interrupted)
     with pytest.raises(KeyboardInterrupt):
         npc.sample(model, 2, (4, 4), seed=0, method="cached")
     assert blas.blas_threads() == before

@@ -108,7 +108,7 @@ def test_receptive_field_is_every_earlier_pixel_in_reach_with_no_blind_spot(laye
         assert np.array_equal(seen, expected), f"pixel {(i, j)}: reads {np.argwhere(seen ^ expected)} wrongly"
 
 
-def test_the_logits_at_a_pixel_never_change_with_that_pixel_or_a_later_one():
+def test_the_outputs_at_a_pixel_never_change_with_that_pixel_or_a_later_one():
     model = tiny_gated(3).eval()
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 1, (2, 7, 8, 1))
@@ -165,7 +165,7 @@ def test_the_cached_gate_with_halved_weights_is_the_gate_to_the_last_bit():
     rng = np.random.default_rng(0)
     for q in range(6 * 7):                         # sample a whole image so that every row has been computed
         i, j = divmod(q, 7)
-        net.logits_at(i, j)
+        net.outputs_at(i, j)
         net.set_pixel(i, j, rng.integers(0, 4, 5))
     step = [s for s in net.steps if isinstance(s, GatedLayerAt)][1]          # a layer with a residual
     layer, c = step.layer, step.layer.channels
@@ -234,4 +234,4 @@ def test_the_cli_trains_a_gated_model_and_refuses_a_preset_it_lacks(tmp_path, fe
     assert ckpt.meta["train"]["model"] == npc.GatedPixelCNN.presets["small"].model     # its own settings only
     assert cli.main(["train", "--arch", "gated", "--preset", "seed", "--steps", "1",
                      "--out", str(tmp_path / "other")]) == 2
-    assert "--arch gated has the presets ['medium', 'medium-k5', 'small'], not 'seed'" in capsys.readouterr().err
+    assert "--arch gated has the presets ['dilated', 'medium', 'medium-k5', 'small'], not 'seed'" in capsys.readouterr().err

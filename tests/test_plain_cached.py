@@ -25,6 +25,7 @@ from test_gated import tiny_gated
 import npixelcnn as npc
 from npixelcnn import (cached_sampler, gated_steps, pixel_steps, plain_sampler, plain_steps, sampling,
                        steps)
+from npixelcnn.distributions import SoftmaxOutput
 from npixelcnn.gated import GatedLayer, TakeHorizontal
 from npixelcnn.layers import Conv2D, ReLU
 from npixelcnn.sampling import METHODS, CachedPixelCNN, PlainCachedPixelCNN, complete, sample
@@ -69,7 +70,7 @@ def logits_pixel_by_pixel(sampler, model, images):
     net = sampler(model, len(images), SHAPE)
     logits = np.zeros(images.shape + (model.levels,), model.dtype)
     for i, j in np.ndindex(*SHAPE):
-        logits[:, i, j] = net.logits_at(i, j)
+        logits[:, i, j] = net.outputs_at(i, j)
         net.set_pixel(i, j, images[:, i, j])
     return logits
 
@@ -92,7 +93,7 @@ def test_in_float32_plain_and_fast_agree_to_float32_rounding(name):
     images = random_levels(model, 3, seed=4)
     full = model.eval().forward(npc.to_model_input(images, model.levels))
     plain = logits_pixel_by_pixel(PlainCachedPixelCNN, model, images)
-    assert PlainCachedPixelCNN(model, 3, SHAPE).logits_at(0, 0).dtype == np.float32
+    assert PlainCachedPixelCNN(model, 3, SHAPE).outputs_at(0, 0).dtype == np.float32
     np.testing.assert_allclose(plain, full, rtol=0, atol=1e-4)
     np.testing.assert_allclose(plain, logits_pixel_by_pixel(CachedPixelCNN, model, images), rtol=0, atol=1e-4)
 
@@ -130,15 +131,15 @@ def test_every_method_consumes_the_random_generator_alike(monkeypatch):
     the generator's state before each draw is the same sequence."""
     model = ARCHITECTURES["test-tiny"]()
     images, mask = random_levels(model, 2, seed=1), mid_row_mask(seed=1)
-    real_draw = sampling.draw
+    real_draw = SoftmaxOutput.draw
     states = {}
     for method in METHODS:
         seen = states[method] = []
 
-        def recording_draw(logits, temperature, rng, seen=seen):
+        def recording_draw(output, logits, temperature, rng, seen=seen):
             seen.append(rng.bit_generator.state["state"]["state"])
-            return real_draw(logits, temperature, rng)
-        monkeypatch.setattr(sampling, "draw", recording_draw)
+            return real_draw(output, logits, temperature, rng)
+        monkeypatch.setattr(SoftmaxOutput, "draw", recording_draw)
         complete(model, images, mask, seed=9, method=method)
     assert len(states["naive"]) == (~mask).sum()
     assert states["plain-cached"] == states["cached"] == states["naive"]
@@ -171,8 +172,8 @@ class GarbagePlain(PlainCachedPixelCNN):
 def test_the_plain_sampler_never_reads_a_pixel_it_has_not_produced(name, monkeypatch):
     model = ARCHITECTURES[name]()
     # The garbage would be noticed: at the start of the last row, the logits read the rows above.
-    clean_logits = PlainCachedPixelCNN(model, 2, SHAPE).logits_at(SHAPE[0] - 1, 0)
-    assert np.abs(GarbagePlain(model, 2, SHAPE).logits_at(SHAPE[0] - 1, 0) - clean_logits).max() > 1e-3
+    clean_logits = PlainCachedPixelCNN(model, 2, SHAPE).outputs_at(SHAPE[0] - 1, 0)
+    assert np.abs(GarbagePlain(model, 2, SHAPE).outputs_at(SHAPE[0] - 1, 0) - clean_logits).max() > 1e-3
     images, mask = random_levels(model, 2, seed=3), mid_row_mask(seed=3)
     clean = [sample(model, 2, SHAPE, seed=11, method="plain-cached"),
              complete(model, images, mask, seed=11, method="plain-cached")]

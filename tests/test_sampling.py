@@ -60,7 +60,7 @@ def test_cached_logits_equal_the_full_forward_pass_at_every_step(model32):
     worst = 0.0
     for i, j in pixels():
         full = model32.forward(npc.to_model_input(images, LEVELS))[:, i, j]    # (n, L)
-        cached = net.logits_at(i, j)
+        cached = net.outputs_at(i, j)
         assert cached.shape == (n, LEVELS) and cached.dtype == np.float32
         worst = max(worst, np.abs(cached - full).max())
         images[:, i, j] = draw(full, 1.0, rng)
@@ -87,7 +87,7 @@ def _cached_run(model, n, seed, shape=SHAPE):
     images = np.zeros((n,) + shape, np.uint8)
     logits = np.zeros((n,) + shape + (model.levels,), model.dtype)
     for i, j in pixels(shape):
-        logits[:, i, j] = net.logits_at(i, j)
+        logits[:, i, j] = net.outputs_at(i, j)
         images[:, i, j] = draw(logits[:, i, j], 1.0, rng)
         net.set_pixel(i, j, images[:, i, j])
     assert np.array_equal(images, sample(model, n, shape, seed=seed, method="cached"))
@@ -168,7 +168,7 @@ def test_garbage_cache_would_be_noticed(model32):
     read every earlier pixel, and differ when the buffers hold garbage."""
     clean, garbled = CachedPixelCNN(model32, 2, SHAPE), GarbageCache(model32, 2, SHAPE)
     i, j = SHAPE[0] - 1, SHAPE[1] - 1
-    assert np.abs(clean.logits_at(i, j) - garbled.logits_at(i, j)).max() > 1e-3
+    assert np.abs(clean.outputs_at(i, j) - garbled.outputs_at(i, j)).max() > 1e-3
 
 
 def test_cached_sampling_never_reads_a_pixel_it_has_not_produced(model32, monkeypatch):

@@ -147,7 +147,7 @@ def test_cached_logits_match_the_forward_pass(shipped):
     images = np.zeros((2, SIZE, SIZE), np.uint8)
     logits = np.zeros((2, SIZE, SIZE, model.levels), model.dtype)
     for i, j in np.ndindex(SIZE, SIZE):                 # raster order
-        logits[:, i, j] = net.logits_at(i, j)
+        logits[:, i, j] = net.outputs_at(i, j)
         images[:, i, j] = draw(logits[:, i, j], 1.0, rng)
         net.set_pixel(i, j, images[:, i, j])
     full = model.forward(npc.to_model_input(images, model.levels))
