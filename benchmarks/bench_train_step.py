@@ -7,6 +7,7 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py --arch gated-small --levels 4 --levels 256 --breakdown   # what 256 classes cost
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
     python benchmarks/bench_train_step.py --arch small-dilated --arch small-dilated-twin --levels 256 --batch-size 16
+    python benchmarks/bench_train_step.py --arch small --levels 256 --output softmax --output logistic-mixture --breakdown
 
 The step is the one the CLI's training runs: the fast twins of the operations on
 (npixelcnn.fast_ops) and, on two or more cores, each core taking a part of the
@@ -133,7 +134,7 @@ def time_by_layer(model, train_step, steps):
             kind += f" {layer.kernel_size}x{layer.kernel_size} {layer.in_channels}->{layer.out_channels}"
         layer.forward = timed(layer.forward, f"{kind} forward")
         layer.backward = timed(layer.backward, f"{kind} backward")
-    loss = timed(npc.softmax_cross_entropy, "softmax cross-entropy (value and gradient)")
+    loss = timed(model.output.loss, f"{model.output.name} loss (value and gradient)")
     for _ in range(steps):
         train_step(loss)
     for layer in leaves:                       # remove the instance-level wrappers
@@ -141,21 +142,22 @@ def time_by_layer(model, train_step, steps):
     return {label: 1e3 * t / steps for label, t in totals.items()}
 
 
-def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, parallel=True, fast=True):
+def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, parallel=True, fast=True,
+          output="softmax"):
     rng = np.random.default_rng(0)
     settings = dict(ARCHITECTURES[arch])
-    model = npc.build_model(settings.pop("arch"), dict(levels=levels, **settings), seed=0)
+    model = npc.build_model(settings.pop("arch"), dict(levels=levels, output=output, **settings), seed=0)
     optimizer = npc.Adam(model, lr=1e-3, clip_norm=1.0)
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
 
-    def loss_and_gradients(model, x, targets, loss=npc.softmax_cross_entropy):
-        logits = model.forward(x)
-        value, dlogits = loss(logits, targets)
-        model.backward(dlogits)
+    def loss_and_gradients(model, x, targets, loss=model.output.loss):
+        outputs = model.forward(x)
+        value, doutputs = loss(outputs, targets)
+        model.backward(doutputs)
         return value
 
-    def train_step(loss=npc.softmax_cross_entropy, split=parallel):     # what Trainer.train_step does
+    def train_step(loss=model.output.loss, split=parallel):     # what Trainer.train_step does
         step = lambda model, x, targets: loss_and_gradients(model, x, targets, loss)  # noqa: E731
         if split:
             data_parallel.split_loss_and_gradients(step, model, x, targets)
@@ -203,6 +205,9 @@ def main():
                         help="an architecture to time (repeat for several; default: all)")
     parser.add_argument("--levels", type=int, action="append",
                         help="intensity levels (repeat to compare, e.g. --levels 4 --levels 256; default: 4)")
+    parser.add_argument("--output", choices=sorted(npc.distributions.OUTPUTS), action="append",
+                        help="the output distribution (repeat to compare; default: softmax); the mixture "
+                             f"has {npc.distributions.DEFAULT_COMPONENTS} components")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -229,11 +234,12 @@ def main():
           f"{fast_ops.WORKERS}); " + ("serial step" if args.serial or args.plain or fast_ops.WORKERS == 1
                                       else f"data parallel step ({fast_ops.WORKERS} replicas)")
           + (", plain operations" if args.plain else ", fast twins"))
-    for arch, levels in ((arch, levels) for arch in archs for levels in levels_list):
+    outputs = args.output or ["softmax"]
+    for arch, levels, output in ((a, n, o) for a in archs for n in levels_list for o in outputs):
         r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown,
-                  parallel=not (args.serial or args.plain), fast=not args.plain)
+                  parallel=not (args.serial or args.plain), fast=not args.plain, output=output)
         print(
-            f"{r['arch']:>12}, {levels:3d} levels: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
+            f"{r['arch']:>12}, {levels:3d} levels, {output}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
             f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
             f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}%",
@@ -242,7 +248,7 @@ def main():
         if r["layer_ms"]:
             for label, ms in sorted(r["layer_ms"].items(), key=lambda kv: -kv[1]):
                 print(f"        {ms:7.1f} ms  {label}")
-        if args.torch_python and arch in TORCH_TWINS and levels == 4:
+        if args.torch_python and arch in TORCH_TWINS and levels == 4 and output == "softmax":
             t = time_torch(args.torch_python, arch, args.batch_size, args.steps, args.warmup, threads)
             if t["params"] != r["params"]:
                 sys.exit(f"{arch}: the PyTorch model has {t['params']:,} parameters, npixelcnn's {r['params']:,}")

@@ -18,12 +18,13 @@ SHAPE = (5, 6)
 MIXTURE = dict(output="logistic-mixture", components=3)
 
 
-def small_model(arch, levels, seed=0, **output):
-    """A small float64 model of ``arch`` with random (not init-scale) weights and the given output."""
+def small_model(arch, levels, seed=0, **settings):
+    """A small float64 model of ``arch`` with random (not init-scale) weights and the given
+    settings (the output, dilations)."""
     if arch == "pixelcnn":
-        model = npc.PixelCNN(levels=levels, hidden=4, blocks=2, head=6, seed=seed, **output)
+        model = npc.PixelCNN(levels=levels, hidden=4, blocks=2, head=6, seed=seed, **settings)
     else:
-        model = npc.GatedPixelCNN(levels=levels, channels=4, layers=3, kernel_size=3, head=6, seed=seed, **output)
+        model = npc.GatedPixelCNN(levels=levels, channels=4, layers=3, kernel_size=3, head=6, seed=seed, **settings)
     model.astype(np.float64)
     rng = np.random.default_rng(seed + 1)
     for name, value in model.params.items():      # away from the near-uniform start, so the test can fail
@@ -63,9 +64,10 @@ def test_whole_model_gradient_check_with_the_mixture(arch):
     assert errors[worst] < 1e-5, (worst, errors[worst])
 
 
-@pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
-def test_cached_samplers_equal_naive_with_the_mixture(arch):
-    model = small_model(arch, 256, **MIXTURE).astype(np.float32)
+@pytest.mark.parametrize("arch, dilations", [("pixelcnn", None), ("gated", None),
+                                             ("pixelcnn", [2, 1]), ("gated", [1, 2, 1])])
+def test_cached_samplers_equal_naive_with_the_mixture(arch, dilations):
+    model = small_model(arch, 256, dilations=dilations, **MIXTURE).astype(np.float32)
     drawn = {method: npc.sample(model, 4, shape=SHAPE, seed=7, method=method)
              for method in ("naive", "plain-cached", "cached")}
     np.testing.assert_array_equal(drawn["plain-cached"], drawn["naive"])
