@@ -48,9 +48,10 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
             ``model.astype(np.float64)``).
         n: number of images, >= 1.
         shape: (H, W) of the images.
-        temperature: divides the log-probabilities of every pixel's levels before they are
-            normalised again (the logits of the softmax); < 1 sharpens the
-            distributions (cleaner, less varied digits), > 1 flattens them.
+        temperature: < 1 sharpens every pixel's distribution (cleaner, less varied
+            digits), > 1 flattens it; the softmax divides its logits by it, the
+            logistic mixture its mixture logits, and multiplies its scales by it
+            (each output's ``draw``, :mod:`npixelcnn.distributions`).
         seed: int or None; the same seed gives the same images.
         method: "naive" (a full forward pass per pixel), "cached" (each
             layer computed once per pixel, :class:`CachedPixelCNN`) or
