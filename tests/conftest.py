@@ -49,6 +49,17 @@ def randomize(layer, seed=0, scale=0.5):
     return layer
 
 
+def outputs_pixel_by_pixel(sampler, model, images):
+    """Feed ``images`` (N, H, W) to a cached ``sampler`` class in raster order; its outputs at
+    every pixel, (N, H, W, model.output.channels)."""
+    net = sampler(model, len(images), images.shape[1:])
+    outputs = np.zeros(images.shape + (model.output.channels,), model.dtype)
+    for i, j in np.ndindex(*images.shape[1:]):
+        outputs[:, i, j] = net.outputs_at(i, j)
+        net.set_pixel(i, j, images[:, i, j])
+    return outputs
+
+
 def assert_cached_logits_equal_the_forward_pass(model, images):
     """Feed ``images`` (N, H, W) levels to a CachedPixelCNN pixel by pixel: at every pixel
     its logits must equal one float64 forward pass of the whole images (the model is causal)."""

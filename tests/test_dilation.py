@@ -15,7 +15,7 @@ Claims tested here:
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, randomize, rewrite_meta
+from conftest import GRAD_TOL, outputs_pixel_by_pixel, randomize, rewrite_meta
 from test_gated import PairAsArray
 
 import npixelcnn as npc
@@ -203,16 +203,6 @@ def test_each_dilated_gated_layer_reaches_d_rows_further_up():
 
 
 # --------------------------------------------------------------------------- the cached samplers
-
-
-def outputs_pixel_by_pixel(sampler, model, images):
-    """Feed ``images`` (N, H, W) to ``sampler`` in raster order; its outputs at every pixel."""
-    net = sampler(model, len(images), SHAPE)
-    outputs = np.zeros(images.shape + (model.levels,), model.dtype)
-    for i, j in np.ndindex(*SHAPE):
-        outputs[:, i, j] = net.outputs_at(i, j)
-        net.set_pixel(i, j, images[:, i, j])
-    return outputs
 
 
 def random_levels(n, seed=0):

@@ -18,7 +18,7 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import randomize, tiny_pixelcnn
+from conftest import outputs_pixel_by_pixel, randomize, tiny_pixelcnn
 from test_contract import Doubler, NestedNet, SeesItself, TinyCausalNet
 from test_gated import tiny_gated
 
@@ -65,23 +65,13 @@ def mid_row_mask(seed=0):
 # --------------------------------------------------------------------------- same logits
 
 
-def logits_pixel_by_pixel(sampler, model, images):
-    """Feed ``images`` (N, H, W) to ``sampler`` in raster order; its logits at every pixel (N, H, W, L)."""
-    net = sampler(model, len(images), SHAPE)
-    logits = np.zeros(images.shape + (model.levels,), model.dtype)
-    for i, j in np.ndindex(*SHAPE):
-        logits[:, i, j] = net.outputs_at(i, j)
-        net.set_pixel(i, j, images[:, i, j])
-    return logits
-
-
 def test_plain_and_fast_give_the_logits_of_one_forward_pass_at_every_pixel(model):
     """The model is causal, so one forward pass over the finished images gives the logits that
     each pixel had when the pixels before it were all there was."""
     images = random_levels(model, 3, seed=2)
     full = model.eval().forward(npc.to_model_input(images, model.levels).astype(np.float64))
-    plain = logits_pixel_by_pixel(PlainCachedPixelCNN, model, images)
-    fast = logits_pixel_by_pixel(CachedPixelCNN, model, images)
+    plain = outputs_pixel_by_pixel(PlainCachedPixelCNN, model, images)
+    fast = outputs_pixel_by_pixel(CachedPixelCNN, model, images)
     np.testing.assert_allclose(plain, full, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast, full, rtol=0, atol=1e-12)
     np.testing.assert_allclose(plain, fast, rtol=0, atol=1e-12)
@@ -92,10 +82,10 @@ def test_in_float32_plain_and_fast_agree_to_float32_rounding(name):
     model = ARCHITECTURES[name]().astype(np.float32)
     images = random_levels(model, 3, seed=4)
     full = model.eval().forward(npc.to_model_input(images, model.levels))
-    plain = logits_pixel_by_pixel(PlainCachedPixelCNN, model, images)
+    plain = outputs_pixel_by_pixel(PlainCachedPixelCNN, model, images)
     assert PlainCachedPixelCNN(model, 3, SHAPE).outputs_at(0, 0).dtype == np.float32
     np.testing.assert_allclose(plain, full, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(plain, logits_pixel_by_pixel(CachedPixelCNN, model, images), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(plain, outputs_pixel_by_pixel(CachedPixelCNN, model, images), rtol=0, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- same images
