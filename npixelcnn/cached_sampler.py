@@ -37,9 +37,10 @@ class CachedPixelCNN:
     * the head: relu, 1x1, relu, 1x1, 1x1 gives the outputs (B, C_out): logits, or a mixture's parameters.
 
     Only the causal convolutions read other pixels than their own, so only
-    their INPUTS are kept, and only the rows they can still read: a k x k
-    causal window at (i, j) reaches rows i - k//2 .. i, so each such layer
-    keeps its last k//2 + 1 input rows in a ring (:class:`~npixelcnn.pixel_steps.CausalConvAt`).
+    their INPUTS are kept, and only the rows they can still read: a causal
+    window at (i, j) reaches rows i - p .. i, p = window // 2 (k//2 for a k x k
+    kernel, (k//2) * d dilated by d), so each such layer keeps its last p + 1
+    input rows in a ring (:class:`~npixelcnn.pixel_steps.CausalConvAt`).
     The output at (i, j) is then im2col for one pixel (a copy per kernel row
     into a (B, T*C_in) row) and one matrix product with the layer's kept
     weights: the same products as the full forward pass, one pixel at a time.
@@ -56,7 +57,7 @@ class CachedPixelCNN:
       and a ReLU leaves the 1 as it is;
     * each step writes into a buffer of its own, made once, and ReLUs compare
       against a fixed array of zeros;
-    * the rings are pixel-major, ``(k//2 + 1, W + 2*(k//2), B, C_in)``: one
+    * the rings are pixel-major, ``(p + 1, W + 2p, B, C_in)``: one
       pixel's B x C_in values are contiguous. They are small (15 MB instead
       of 214 MB for whole images in the seed architecture), so no step
       stalls on fresh memory pages.
@@ -73,8 +74,8 @@ class CachedPixelCNN:
     Attributes:
         steps: one step per entry of ``model.pixel_layers()``.
         inputs: what the steps keep of their inputs (rings without their
-            padding); for a causal convolution (k//2 + 1, W, B, C_in), image
-            row r in slot r % (k//2 + 1). ``inputs[0]`` holds the image
+            padding); for a causal convolution (p + 1, W, B, C_in), image
+            row r in slot r % (p + 1). ``inputs[0]`` holds the image
             (level / (L - 1)).
     """
 
