@@ -11,7 +11,8 @@ and the output distribution owns what training, evaluation and sampling do with 
 
 Two distributions, chosen by a model's ``output`` setting:
 
-* ``"softmax"`` (:class:`SoftmaxOutput`, the default): L logits, a categorical distribution.
+* ``"softmax"`` (:class:`SoftmaxOutput`, the default): L logits, a categorical distribution
+  (:mod:`npixelcnn.categorical`).
   Every level is its own class: 127 and 128 are as unlike as 0 and 255 until the data says
   otherwise.
 * ``"logistic-mixture"`` (:class:`LogisticMixtureOutput`): PixelCNN++'s discretized mixture of
@@ -22,9 +23,7 @@ Every sampling method calls the same ``draw`` of the model's output, so they mak
 draws whatever the output.
 """
 
-import numpy as np
-
-from . import ops
+from .categorical import draw, log_softmax
 from .logistic_mixture import (check_mixture, mixture_draw, mixture_log_probs, mixture_loss, mixture_total_nll,
                                params_per_pixel)
 from .losses import softmax_cross_entropy, total_nll
@@ -55,9 +54,7 @@ class SoftmaxOutput:
 
     def log_probs(self, outputs):
         """outputs (..., L) logits -> log softmax (..., L): z - logsumexp(z), in their dtype."""
-        z_max = outputs.max(axis=-1, keepdims=True)
-        shifted = outputs - z_max                             # every exponent <= 0: no overflow
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return log_softmax(outputs)
 
     def draw(self, outputs, temperature, rng):
         """outputs (B, L) logits -> (B,) uint8 levels, from softmax(logits / temperature)."""
@@ -122,36 +119,3 @@ def output_distribution(output, levels, components=None):
                              f"the softmax output has none (got components={components!r})")
         return SoftmaxOutput(levels)
     return LogisticMixtureOutput(levels, DEFAULT_COMPONENTS if components is None else components)
-
-
-def draw(logits, temperature, rng):
-    """One level per row of ``logits`` (n, L), from softmax(logits / temperature).
-
-    Inverse-CDF sampling: a uniform u in [0, 1) picks the first level whose
-    cumulative probability exceeds u (the running sums from ``ops.cumsum_rows``).
-    Computed in the array's own precision: float32 for a float32 model, whose
-    exp NumPy's SIMD code computes on twice as many values per instruction as
-    in float64 (the ``draw`` line of ``python benchmarks/bench_sampling.py
-    --levels 256 --profile`` shows its share of a run). Two logit arrays that
-    differ in the last bits (sums taken in another order) give the same levels
-    unless a u lands within that distance of a class boundary.
-
-    Returns:
-        (n,) uint8 levels.
-    """
-    z = np.asarray(logits)
-    if not np.issubdtype(z.dtype, np.floating) or not (
-            float(np.finfo(z.dtype).tiny) <= temperature <= float(np.finfo(z.dtype).max)):
-        z = z.astype(np.float64)      # a temperature float32 cannot hold (1e-50, 1e300) divides in float64
-    if not np.isfinite(z).all():
-        raise ValueError("draw: the model gave NaN or infinite logits; its parameters are broken "
-                         "(a diverged run?), so there is nothing to sample from")
-    # Subtract the maximum before dividing: every difference is <= 0, so a tiny
-    # temperature sends it to -inf (probability 0, a greedy choice), never to
-    # +inf, where exp and the normalisation would make NaNs.
-    with np.errstate(over="ignore"):
-        z = (z - z.max(axis=1, keepdims=True)) / temperature
-    p = np.exp(z)
-    cdf = ops.cumsum_rows(p)
-    u = rng.random(len(z))[:, None] * cdf[:, -1:]          # scale u instead of normalising p
-    return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1).astype(np.uint8)

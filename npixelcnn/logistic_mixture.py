@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .categorical import draw_with_uniforms, log_softmax
 from .validation import check_levels, check_positive_int
 
 MIN_LOG_SCALE = -7.0
@@ -163,9 +164,7 @@ def mixture_draw(params, levels, temperature, rng):
     k = params.shape[-1] // 3
     logits, means, log_scales = (p.astype(np.float64) for p in split_params(params, k))
     u = rng.random((len(params), 2))
-    weights = np.exp(_log_softmax(logits / temperature))
-    cdf = np.cumsum(weights, axis=-1)
-    chosen = np.minimum((cdf <= u[:, :1] * cdf[:, -1:]).sum(axis=-1), k - 1)[:, None]      # (B, 1)
+    chosen = draw_with_uniforms(logits, temperature, u[:, 0])[:, None]      # (B, 1): the softmax's own draw
     mean = np.take_along_axis(means, chosen, axis=-1)[:, 0]
     scale = np.exp(np.maximum(np.take_along_axis(log_scales, chosen, axis=-1)[:, 0], MIN_LOG_SCALE))
     u2 = np.clip(u[:, 1], 1e-12, 1 - 1e-12)              # rng.random can return 0: log(0) = -inf
@@ -199,7 +198,7 @@ def _forward(params, targets, levels):
     centered = (2 * half * y - 1) - means                            # v - mu
     edges = _Edges((centered + half) * inv_scale, (centered - half) * inv_scale,
                    2 * half * inv_scale, inv_scale, y < levels - 1, y > 0)
-    log_weights = _log_softmax(logits)
+    log_weights = log_softmax(logits)
     joint = log_weights + _log_bin_probs(edges)                    # log(pi_k P(y|k)), (..., K)
     log_p = _logsumexp(joint)
     return log_p, joint, log_weights, edges, raw_log_scales >= MIN_LOG_SCALE
@@ -227,12 +226,6 @@ def _log1mexp(w):
     small = w < np.log(2.0)
     return np.where(small, np.log(-np.expm1(-np.where(small, w, 1.0))),
                     np.log1p(-np.exp(-np.where(small, 1.0, w))))
-
-
-def _log_softmax(z):
-    """z - logsumexp(z) over the last axis, shifted by the max so that no exponent is > 0."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _logsumexp(z):

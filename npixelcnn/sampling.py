@@ -31,7 +31,7 @@ from .autoregressive import check_model
 from .blas import one_blas_thread
 from .cached_sampler import CachedPixelCNN
 from .data import to_model_input
-from .distributions import draw  # noqa: F401  (npc.sampling.draw: the categorical draw every output uses)
+from .categorical import draw  # noqa: F401  (npc.sampling.draw: the softmax's draw, which lessons 04 and 05 call)
 from .plain_sampler import PlainCachedPixelCNN
 from .progress import tqdm
 from .validation import check_image_shape, check_level_images, check_positive_int, check_positive_number

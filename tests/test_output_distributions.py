@@ -180,8 +180,10 @@ def test_a_cold_mixture_draw_takes_the_heaviest_component_at_its_mean():
     # logits / T picks the heaviest component as T -> 0, and scale * T puts the value at its mean.
     output = LogisticMixtureOutput(256, 3)
     params = np.array([[0.0, 2.0, 1.0, -0.5, 0.2, 0.9, -2.0, -2.0, -2.0]] * 50)
-    levels = output.draw(params, 1e-6, np.random.default_rng(0))
     expected = round((0.2 + 1) / 2 * 255)                      # the level whose bin holds the mean 0.2
-    np.testing.assert_array_equal(levels, expected)
+    for temperature in (1e-6, 1e-320):                         # 1e-320: logits / T would overflow
+        with np.errstate(over="raise", invalid="raise"):
+            levels = output.draw(params, temperature, np.random.default_rng(0))
+        np.testing.assert_array_equal(levels, expected)
     warm = output.draw(params, 1.0, np.random.default_rng(0))
     assert len(np.unique(warm)) > 5                            # at temperature 1 the draws spread out
