@@ -32,15 +32,14 @@ Output: readable lines, then one JSON line with every number.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import npixelcnn as npc
+from npixelcnn.files import write_atomically
 
 IMAGE_SHAPE = (28, 28)
 CLASSES = 10
@@ -185,20 +184,13 @@ class Classifier:
         return self.predict_proba(level_images).argmax(axis=1)
 
     def save(self, path):
-        """Write the weights and metadata to ``path`` (.npz) atomically: a temp file in the same folder, then
-        os.replace, so a reader never sees half a file and two runs writing at once leave one whole file."""
+        """Write the weights and metadata to ``path`` (.npz) atomically (``npixelcnn.files.write_atomically``:
+        a reader never sees half a file, and two runs writing at once leave one whole file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"{name}{k}": p for k, (W, b) in enumerate(self.params) for name, p in (("W", W), ("b", b))}
         meta = json.dumps({**self.meta, "levels": self.levels, "format": FORMAT, "layers": len(self.params)})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=np.array(meta), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
         self.path = path
         return path
 
