@@ -8,6 +8,7 @@ this machine's float32 matmul throughput on the same matrix shapes.
     python benchmarks/bench_train_step.py --torch-python /work/torchvenv/bin/python
     python benchmarks/bench_train_step.py --arch small-dilated --arch small-dilated-twin --levels 256 --batch-size 16
     python benchmarks/bench_train_step.py --arch small --levels 256 --output softmax --output logistic-mixture --breakdown
+    python benchmarks/bench_train_step.py --arch gated-medium-k5 --batch-size 16 --classes 0 --classes 10   # what the condition costs
 
 The step is the one the CLI's training runs: the fast twins of the operations on
 (npixelcnn.fast_ops) and, on two or more cores, each core taking a part of the
@@ -143,26 +144,29 @@ def time_by_layer(model, train_step, steps):
 
 
 def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, parallel=True, fast=True,
-          output="softmax"):
+          output="softmax", classes=None):
     rng = np.random.default_rng(0)
     settings = dict(ARCHITECTURES[arch])
+    if classes is not None:
+        settings["classes"] = classes
     model = npc.build_model(settings.pop("arch"), dict(levels=levels, output=output, **settings), seed=0)
     optimizer = npc.Adam(model, lr=1e-3, clip_norm=1.0)
     targets = rng.integers(0, levels, (batch_size, size, size))
     x = (targets[..., None] / (levels - 1)).astype(np.float32)
+    labels = None if classes is None else rng.integers(0, classes, batch_size)
 
-    def loss_and_gradients(model, x, targets, loss=model.output.loss):
-        outputs = model.forward(x)
+    def loss_and_gradients(model, x, targets, labels, loss=model.output.loss):
+        outputs = model.forward(x, labels)
         value, doutputs = loss(outputs, targets)
         model.backward(doutputs)
         return value
 
     def train_step(loss=model.output.loss, split=parallel):     # what Trainer.train_step does
-        step = lambda model, x, targets: loss_and_gradients(model, x, targets, loss)  # noqa: E731
+        step = lambda model, x, targets, labels: loss_and_gradients(model, x, targets, labels, loss)  # noqa: E731
         if split:
-            data_parallel.split_loss_and_gradients(step, model, x, targets)
+            data_parallel.split_loss_and_gradients(step, model, x, targets, labels)
         else:
-            step(model, x, targets)
+            step(model, x, targets, labels)
         optimizer.step()
 
     with ops.fast(fast):
@@ -208,6 +212,9 @@ def main():
     parser.add_argument("--output", choices=sorted(npc.distributions.OUTPUTS), action="append",
                         help="the output distribution (repeat to compare; default: softmax); the mixture "
                              f"has {npc.distributions.DEFAULT_COMPONENTS} components")
+    parser.add_argument("--classes", type=int, action="append",
+                        help="a class-conditional model with this many classes, 0 for none (repeat to "
+                             "compare side by side, e.g. --classes 0 --classes 10; default: none)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median is reported)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -235,11 +242,14 @@ def main():
                                       else f"data parallel step ({fast_ops.WORKERS} replicas)")
           + (", plain operations" if args.plain else ", fast twins"))
     outputs = args.output or ["softmax"]
-    for arch, levels, output in ((a, n, o) for a in archs for n in levels_list for o in outputs):
+    classes_list = [k or None for k in (args.classes or [0])]
+    for arch, levels, output, classes in ((a, n, o, k) for a in archs for n in levels_list for o in outputs
+                                          for k in classes_list):
         r = bench(arch, args.batch_size, args.steps, args.warmup, levels=levels, breakdown=args.breakdown,
-                  parallel=not (args.serial or args.plain), fast=not args.plain, output=output)
+                  parallel=not (args.serial or args.plain), fast=not args.plain, output=output, classes=classes)
+        condition = "" if classes is None else f", {classes} classes"
         print(
-            f"{r['arch']:>12}, {levels:3d} levels, {output}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
+            f"{r['arch']:>12}, {levels:3d} levels, {output}{condition}: {r['params']:,} params | {r['step_ms']:.0f} ms/step | "
             f"{r['images_per_s']:.0f} images/s | {r['gflop']:.1f} GFLOP/step (kept taps) | "
             f"{r['step_gflops']:.0f} GFLOP/s vs np.matmul {r['matmul_gflops']:.0f} GFLOP/s on the same "
             f"shapes ({r['matmul_ms']:.0f} ms) = {100 * r['matmul_share']:.0f}%",

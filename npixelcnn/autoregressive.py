@@ -11,12 +11,15 @@ a model. They rely on this contract only:
   builds the same architecture (checkpoints store it);
 * ``model.arch``: the architecture's name in checkpoints and the CLI
   (``ARCHITECTURES[model.arch]`` is its class);
+* ``model.classes``: K for a class-conditional model, p(x | y) with y in [0, K);
+  None (the default) for a model of p(x) (:mod:`npixelcnn.conditioning`);
 * ``model.forward(x)``: x (N, H, W, in_channels) in [0, 1], the levels divided
   by L - 1 -> outputs (N, H, W, output.channels): the output distribution's
   parameters at every pixel (the logits (N, H, W, L) of the default softmax),
   where the outputs at pixel p depend only on the pixels before p in raster order;
-* ``model.log_probs(x)``: -> (N, H, W, L), log p(level | the pixels before) for
-  every level at every pixel;
+  a conditional model takes the labels too, ``model.forward(x, labels)``, labels (N,);
+* ``model.log_probs(x)`` (``model.log_probs(x, labels)``): -> (N, H, W, L),
+  log p(level | the pixels before) for every level at every pixel;
 * ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
   ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
 * ``model.pixel_layers()``: the layers in the order the data flows through
@@ -35,6 +38,7 @@ sampling, the CLI) then takes it without any table being edited.
 from dataclasses import dataclass, field
 
 from .blocks import Sequential
+from .conditioning import ClassBias, check_labels
 from .distributions import SoftmaxOutput, output_distribution
 from .validation import check_activations, check_finite
 
@@ -66,6 +70,7 @@ class AutoregressiveModel(Sequential):
     arch = None         # the name in checkpoints and the CLI
     in_channels = 1     # grey images
     levels = None
+    classes = None      # K of a class-conditional model; None: no condition
     config = None
     _output = None      # set by choose_output
     presets = {}        # name -> Preset; the first is the default of ``train``
@@ -81,10 +86,28 @@ class AutoregressiveModel(Sequential):
             cls.arch = arch
             ARCHITECTURES[arch] = cls
 
-    def forward(self, x):
-        """x: (N, H, W, in_channels) in [0, 1] -> outputs (N, H, W, output.channels)."""
+    def forward(self, x, labels=None):
+        """x: (N, H, W, in_channels) in [0, 1] -> outputs (N, H, W, output.channels).
+
+        labels: (N,) ints in [0, classes), the class of each image, for a conditional
+        model (``classes`` set) and only for one.
+        """
         self.check_input(x)
+        self.condition(labels, len(x))
         return super().forward(x)
+
+    def condition(self, labels, count):
+        """Hand the labels (count,) of the next batch to every :class:`ClassBias` layer.
+
+        Raises a clear error for labels given to a model without classes, missing for
+        one with classes, of another length than the batch, or out of range.
+        """
+        labels = check_labels(labels, self.classes, count, type(self).__name__)
+        if labels is not None:
+            for _, layer in self.named_leaves():
+                if isinstance(layer, ClassBias):
+                    layer.set_labels(labels)
+        return labels
 
     def choose_output(self, levels, output, components):
         """Set ``levels`` and ``output``, the distribution that the settings ``output`` ("softmax"
@@ -102,10 +125,11 @@ class AutoregressiveModel(Sequential):
         """The output distribution: the one :meth:`choose_output` set, else the softmax over the levels."""
         return self._output if self._output is not None else SoftmaxOutput(self.levels)
 
-    def log_probs(self, x):
+    def log_probs(self, x, labels=None):
         """x: (N, H, W, in_channels) in [0, 1] -> (N, H, W, levels): the log-probability of
-        every level at every pixel, given the pixels before it; exp sums to 1 over the levels."""
-        return self.output.log_probs(self.forward(x))
+        every level at every pixel, given the pixels before it (and the labels (N,) of a
+        conditional model); exp sums to 1 over the levels."""
+        return self.output.log_probs(self.forward(x, labels))
 
     def pixel_layers(self):
         """The layers from image to outputs, in order (what the cached sampler steps through)."""
@@ -119,6 +143,13 @@ class AutoregressiveModel(Sequential):
         if x.size and (x.min() < 0 or x.max() > 1):
             raise ValueError(f"{name}: expected pixel values in [0, 1] (level / (levels - 1)), got "
                              f"values from {x.min()} to {x.max()}")
+
+    def check_classes(self, classes):
+        """``classes`` checked as a model setting: None (no condition) or an int K >= 2."""
+        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
+            raise ValueError(f"{type(self).__name__}: classes must be None (no condition) or an int >= 2, "
+                             f"got {classes!r}")
+        return classes
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v}" for k, v in self.config.items())

@@ -29,9 +29,21 @@ def fingerprint(levels_images):
     return {"images": int(n), "height": int(height), "width": int(width), "sha256": digest}
 
 
-def data_record(train_images, test_images):
-    """The record a checkpoint keeps: {"train": fingerprint, "test": fingerprint}."""
-    return {"train": fingerprint(train_images), "test": fingerprint(test_images)}
+def data_record(train_images, test_images, train_labels=None, test_labels=None):
+    """The record a checkpoint keeps: {"train": fingerprint, "test": fingerprint}, and for a
+    class-conditional run the labels' too: {"train_labels": ..., "test_labels": ...}, each
+    {"labels": N, "sha256": hex digest} (other labels would make it another run)."""
+    record = {"train": fingerprint(train_images), "test": fingerprint(test_images)}
+    if train_labels is not None:
+        record["train_labels"] = labels_fingerprint(train_labels)
+        record["test_labels"] = labels_fingerprint(test_labels)
+    return record
+
+
+def labels_fingerprint(labels):
+    """{"labels": N, "sha256": hex digest} of (N,) integer labels, hashed as int64."""
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    return {"labels": int(len(labels)), "sha256": hashlib.sha256(labels).hexdigest()}
 
 
 def check_same_data(recorded, current, path, source=None):
@@ -43,6 +55,13 @@ def check_same_data(recorded, current, path, source=None):
     if recorded == current:
         return
     was = f" (read from {source})" if source else ""
+    if all(recorded.get(split) == current.get(split) for split in ("train", "test")):
+        # The same images: the labels differ (a conditional run's resume needs the same ones).
+        was_given = ("no labels" if "train_labels" not in current else
+                     "labels" if "train_labels" not in recorded else "other labels")
+        trained = "with labels" if "train_labels" in recorded else "without labels"
+        raise OtherDataError(f"{path} was trained on these images {trained}, but the resume was given "
+                             f"{was_given}; resume it with the labels it was trained on")
     raise OtherDataError(
         f"{path} was trained on {_describe(recorded)}{was}, but the resume was given "
         f"{_describe(current)}; resume it with the data it was trained on")
@@ -56,10 +75,14 @@ def _describe(record):
 
 def check_data_record(record, path):
     """A checkpoint's data record, checked to be well formed; ValueError with the reason otherwise."""
-    keys = {"images": int, "height": int, "width": int, "sha256": str}
-    if not isinstance(record, dict) or set(record) != {"train", "test"}:
-        raise ValueError(f"{path}: its data record must be a dict with 'train' and 'test', got {record!r}")
+    images_keys = {"images": int, "height": int, "width": int, "sha256": str}
+    labels_keys = {"labels": int, "sha256": str}
+    if not isinstance(record, dict) or set(record) not in ({"train", "test"},
+                                                          {"train", "test", "train_labels", "test_labels"}):
+        raise ValueError(f"{path}: its data record must be a dict with 'train' and 'test' (and, for a "
+                         f"conditional run, 'train_labels' and 'test_labels'), got {record!r}")
     for split, entry in record.items():
+        keys = labels_keys if split.endswith("_labels") else images_keys
         if (not isinstance(entry, dict) or set(entry) != set(keys)
                 or not all(type(entry[key]) is kind for key, kind in keys.items())):
             raise ValueError(f"{path}: its data record for {split!r} must give {sorted(keys)}, got {entry!r}")

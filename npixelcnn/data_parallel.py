@@ -46,18 +46,20 @@ class DataParallel:
             raise ValueError(f"DataParallel: workers must be at least 1, got {workers}")
         self.replicas = [model] + [_replica(model) for _ in range(self.workers - 1)]
 
-    def mean_loss_and_gradients(self, loss_and_gradients, x, targets):
-        """Run ``loss_and_gradients(replica, x_part, targets_part) -> loss`` on every replica's part.
+    def mean_loss_and_gradients(self, loss_and_gradients, x, targets, labels=None):
+        """Run ``loss_and_gradients(replica, x_part, targets_part, labels_part) -> loss`` on every
+        replica's part.
 
         Args:
             loss_and_gradients: runs one model's forward and backward passes on a
                 batch, filling its ``grads``, and returns the mean loss (a float).
-            x: (N, ...) the model's input; targets: (N, ...) what the loss scores.
+            x: (N, ...) the model's input; targets: (N, ...) what the loss scores;
+            labels: (N,) the classes of a conditional model's images, or None.
 
         Returns:
             the mean loss over the batch; ``model.grads`` then holds its gradient.
         """
-        losses, weights = zip(*self.over_parts(loss_and_gradients, x, targets))
+        losses, weights = zip(*self.over_parts(loss_and_gradients, x, targets, labels))
         if len(losses) > 1:
             replica_grads = [replica.grads for replica in self.replicas[1:len(losses)]]
             for name, grad in self.model.grads.items():
@@ -66,17 +68,19 @@ class DataParallel:
                     grad += weight * grads[name]
         return float(sum(weight * loss for weight, loss in zip(weights, losses)))
 
-    def total(self, score, x, targets):
-        """``score(model, x, targets)`` for a score that is a sum over the images (a total NLL):
-        each core scores its part with a replica, and the parts' totals are added."""
-        return sum(part_total for part_total, _ in self.over_parts(score, x, targets))
+    def total(self, score, x, targets, labels=None):
+        """``score(model, x, targets, labels)`` for a score that is a sum over the images (a total
+        NLL): each core scores its part with a replica, and the parts' totals are added."""
+        return sum(part_total for part_total, _ in self.over_parts(score, x, targets, labels))
 
-    def over_parts(self, fn, x, targets):
-        """Run ``fn(replica, x_part, targets_part)`` on every replica's part of the batch, in parallel.
+    def over_parts(self, fn, x, targets, labels=None):
+        """Run ``fn(replica, x_part, targets_part, labels_part)`` on every replica's part of the
+        batch, in parallel.
 
         Args:
             fn: any function of one model and a batch (a training step, a scoring).
-            x: (N, ...) the model's input; targets: (N, ...) what goes with it.
+            x: (N, ...) the model's input; targets: (N, ...) what goes with it;
+            labels: (N,) the images' classes, or None (then every part's labels are None).
 
         Returns:
             a list of (what ``fn`` returned, the part's share of the batch), in the batch's order.
@@ -91,7 +95,7 @@ class DataParallel:
         def run(replica, part):
             fast_ops.set_in_replica(True)
             try:
-                return fn(replica, x[part], targets[part])
+                return fn(replica, x[part], targets[part], None if labels is None else labels[part])
             finally:
                 fast_ops.set_in_replica(False)
 
@@ -137,17 +141,17 @@ def data_parallel_for(model):
     return parallel
 
 
-def split_loss_and_gradients(loss_and_gradients, model, x, targets):
-    """``loss_and_gradients(model, x, targets)`` with the batch split over the cores
+def split_loss_and_gradients(loss_and_gradients, model, x, targets, labels=None):
+    """``loss_and_gradients(model, x, targets, labels)`` with the batch split over the cores
     (:class:`DataParallel`), or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return loss_and_gradients(model, x, targets)
-    return data_parallel_for(model).mean_loss_and_gradients(loss_and_gradients, x, targets)
+        return loss_and_gradients(model, x, targets, labels)
+    return data_parallel_for(model).mean_loss_and_gradients(loss_and_gradients, x, targets, labels)
 
 
-def split_total(score, model, x, targets):
-    """``score(model, x, targets)``, a sum over the images of the batch, with the batch split
-    over the cores, or run as it is on one core or for a batch of one."""
+def split_total(score, model, x, targets, labels=None):
+    """``score(model, x, targets, labels)``, a sum over the images of the batch, with the batch
+    split over the cores, or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return score(model, x, targets)
-    return data_parallel_for(model).total(score, x, targets)
+        return score(model, x, targets, labels)
+    return data_parallel_for(model).total(score, x, targets, labels)

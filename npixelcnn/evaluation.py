@@ -7,18 +7,21 @@ report (:func:`npixelcnn.losses.nats_to_bits`).
 import numpy as np
 
 from .autoregressive import check_model
+from .conditioning import check_labels
 from .data import to_model_input
 from .data_parallel import split_total
 from .progress import tqdm
 from .validation import check_level_images, check_positive_int
 
 
-def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False):
+def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False, labels=None):
     """Mean NLL of a set of images in nats per dimension (divide by ln 2 for bits).
 
     Args:
         model: a :class:`PixelCNN`, or any model of :mod:`npixelcnn.autoregressive`.
         levels_images: (N, H, W) integer levels in [0, model.levels).
+        labels: (N,) the images' classes, for a class-conditional model (and only for one):
+            the result is then the NLL of p(x | y), each image given its label.
         batch_size: images per forward pass. Small batches keep the activations
             in the CPU's cache (``python benchmarks/bench_evaluate.py`` compares sizes).
         progress: show a progress bar over the batches.
@@ -35,6 +38,7 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
         raise ValueError("evaluate: no images to evaluate (got an empty array)")
     check_model(model, "evaluate expects")
     levels_images = check_level_images(levels_images, model.levels, "evaluate")
+    labels = check_labels(labels, model.classes, len(levels_images), "evaluate")
     was_training = model.training
     model.eval()
     total = 0.0
@@ -42,16 +46,18 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
         starts = range(0, len(levels_images), batch_size)
         for start in tqdm(starts, desc="evaluating", leave=False, disable=not progress):
             batch = levels_images[start:start + batch_size]
+            batch_labels = None if labels is None else labels[start:start + batch_size]
             x = to_model_input(batch, model.levels).astype(model.dtype, copy=False)   # float64 models too
             if parallel:
-                total += split_total(_batch_nll, model, x, batch)
+                total += split_total(_batch_nll, model, x, batch, batch_labels)
             else:
-                total += _batch_nll(model, x, batch)
+                total += _batch_nll(model, x, batch, batch_labels)
     finally:
         model.train(was_training)
     return total / levels_images.size
 
 
-def _batch_nll(model, x, levels_batch):
-    """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W)."""
-    return model.output.total_nll(model.forward(x), levels_batch)
+def _batch_nll(model, x, levels_batch, labels=None):
+    """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W),
+    labels (N,) or None."""
+    return model.output.total_nll(model.forward(x, labels), levels_batch)

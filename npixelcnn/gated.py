@@ -18,6 +18,10 @@ halves of their channels, and the horizontal stack ends in a 1x1 convolution
 with a residual connection (none in the first layer, whose input is the image).
 Data flows from layer to layer as a pair (v, h).
 
+A model with ``classes=K`` models p(x | y): every layer adds a learned bias per
+class to both stacks' pre-activations, inside both halves of their gates
+(the paper's equation 4; :class:`~npixelcnn.conditioning.ClassBias`).
+
 A layer may be **dilated** (as in the Gated PixelCNN of the UvA deep learning
 tutorials): both stacks keep their taps, d pixels apart (:mod:`npixelcnn.masks`).
 The vertical stack at (i, j) then reads rows i - (k//2) d .. i, every d-th, at
@@ -32,6 +36,7 @@ import numpy as np
 
 from . import ops
 from .autoregressive import AutoregressiveModel, Preset
+from .conditioning import ClassBias
 from .layers import Conv2D, Layer, Module, ReLU, as_rng
 from .masks import check_dilation, check_kernel_size
 from .validation import check_dilations, check_gradient, check_levels, check_positive_int
@@ -110,6 +115,11 @@ class GatedLayer(Module):
         h_pre = horizontal(h) + link(shift_down(v_pre))       (N, H, W, 2C)
         h'    = h + out(gate(h_pre))          (first layer: out(gate(h_pre)))
 
+    With ``classes``, both gates get the bias of each image's class y:
+    v' = gate(v_pre + V_v[y]) and h_pre = horizontal(h) + link(shift_down(v_pre)) + V_h[y].
+    (The link reads v_pre without V_v[y]: link(V_v[y]) would only be another bias per
+    class, which V_h already is.)
+
     Args:
         in_channels: C_in of both inputs (1 in the first layer, the image).
         channels: C, the width of both stacks.
@@ -120,12 +130,14 @@ class GatedLayer(Module):
         rng: seed or np.random.Generator.
         out_gain: init gain of the horizontal 1x1 output (the residual branch).
         dilation: d >= 1, the distance between the taps of both stacks (1: side by side).
+        classes: K, to add a learned bias per class to both stacks (None: no condition).
 
-    Parameters: vertical, horizontal, link, out (each W, b).
+    Parameters: vertical, horizontal, link, out (each W, b); with classes also
+    vertical_class.V and horizontal_class.V, each (K, 2C).
     """
 
     def __init__(self, in_channels, channels, kernel_size=3, first=False, rng=None, out_gain=1.0,
-                 dilation=1):
+                 dilation=1, classes=None):
         super().__init__()
         check_positive_int(channels, "channels")
         if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
@@ -146,22 +158,37 @@ class GatedLayer(Module):
         self.v_gate = self.add("v_gate", Gate())
         self.h_gate = self.add("h_gate", Gate())
         self.out = self.add("out", Conv2D(channels, channels, 1, rng=rng, gain=out_gain))
+        self.classes = classes
+        if classes is not None:
+            self.vertical_class = self.add("vertical_class", ClassBias(classes, c2))
+            self.horizontal_class = self.add("horizontal_class", ClassBias(classes, c2))
 
     def forward(self, x):
         """(v, h), each (N, H, W, C_in) (the first layer: the image x) -> (v', h'), each (N, H, W, C)."""
         v, h = (x, x) if self.first else x
         v_pre = self.vertical.forward(v)
         h_pre = ops.add(self.horizontal.forward(h), self.link.forward(self.shift.forward(v_pre)))
+        v_gate_in = v_pre
+        if self.classes is not None:                        # (after the link read v_pre)
+            v_gate_in = self.vertical_class.forward(v_pre)
+            h_pre = self.horizontal_class.forward(h_pre)
         branch = self.out.forward(self.h_gate.forward(h_pre))
-        return self.v_gate.forward(v_pre), (branch if self.first else ops.add(h, branch))
+        return self.v_gate.forward(v_gate_in), (branch if self.first else ops.add(h, branch))
 
     def backward(self, dy):
         """(dv', dh') -> (dv, dh) (the first layer: dx); dv' may be None (nothing read v')."""
         dv_out, dh_out = dy
         dh_pre = self.h_gate.backward(self.out.backward(dh_out))
+        if self.classes is not None:
+            dh_pre = self.horizontal_class.backward(dh_pre)
         dv_pre = self.shift.backward(self.link.backward(dh_pre))
         if dv_out is not None:
-            dv_pre = ops.add(dv_pre, self.v_gate.backward(dv_out))
+            dv_gate = self.v_gate.backward(dv_out)
+            if self.classes is not None:
+                dv_gate = self.vertical_class.backward(dv_gate)
+            dv_pre = ops.add(dv_pre, dv_gate)
+        elif self.classes is not None:
+            self.vertical_class.zero_grad()          # v' is read by nothing: its class bias has no effect
         dv = self.vertical.backward(dv_pre)
         dh = self.horizontal.backward(dh_pre)
         if self.first:
@@ -192,6 +219,9 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
         output, components: the output distribution, as for :class:`PixelCNN`.
         dilations: None (no dilation), or one int d >= 1 per gated layer, the first
             included: the dilation of that layer's stacks (:class:`GatedLayer`).
+        classes: None (a model of p(x)), or K >= 2: a model of p(x | y), y in [0, K),
+            with a bias per class in every gate (:mod:`npixelcnn.conditioning`); its
+            ``forward(x, labels)`` takes the labels (N,).
         seed: int or None.
 
     With k = 3 the receptive field grows by one row up and one column either
@@ -227,7 +257,7 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
     renamed_settings = {"hidden": "channels"}       # version-1 checkpoints called C "hidden"
 
     def __init__(self, levels=4, channels=32, layers=8, kernel_size=3, head=64, output="softmax",
-                 components=None, dilations=None, seed=None):
+                 components=None, dilations=None, classes=None, seed=None):
         super().__init__()
         check_levels(levels)
         check_positive_int(channels, "channels")
@@ -237,12 +267,16 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
                        "kernel_size": kernel_size, "head": head, **self.choose_output(levels, output, components)}
         if dilations is not None:           # recorded only when given: other configs stay as they were
             dilations = self.config["dilations"] = check_dilations(dilations, layers, "gated layer")
+        self.classes = self.check_classes(classes)
+        if classes is not None:             # (likewise)
+            self.config["classes"] = classes
         rng = np.random.default_rng(seed)
         gain = 1.0 / np.sqrt(layers)
         for i in range(layers):
             self.add(f"layers.{i}", GatedLayer(1 if i == 0 else channels, channels, kernel_size,
                                                first=i == 0, rng=rng, out_gain=1.0 if i == 0 else gain,
-                                               dilation=1 if dilations is None else dilations[i]))
+                                               dilation=1 if dilations is None else dilations[i],
+                                               classes=classes))
         self.add("take_h", TakeHorizontal())
         self.add("head_relu1", ReLU())
         self.add("head1", Conv2D(channels, head, 1, rng=rng))

@@ -88,13 +88,14 @@ def check_loss(loss_fn, logits, eps=1e-6):
     return relative_error(analytic, numeric)
 
 
-def check_model_and_loss(model, levels, eps=1e-6):
+def check_model_and_loss(model, levels, eps=1e-6, labels=None):
     """Check the gradient a training step uses: d(total NLL)/dparam through the model.
 
     Args:
         model: a float64 model (``model.astype(np.float64)``).
         levels: (N, H, W) integer levels in [0, model.levels): the images,
             both the input and the targets.
+        labels: (N,) the images' classes, for a class-conditional model.
 
     Returns:
         errors: dict {name: rel. error of d(total NLL)/dparam} for every parameter.
@@ -103,10 +104,10 @@ def check_model_and_loss(model, levels, eps=1e-6):
     count = levels.size
 
     def total_nll():
-        return count * model.output.loss(model.forward(x), levels)[0]
+        return count * model.output.loss(model.forward(x, labels), levels)[0]
 
     model.zero_grad()
-    _, doutputs = model.output.loss(model.forward(x), levels)     # the model's own output distribution
+    _, doutputs = model.output.loss(model.forward(x, labels), levels)     # the model's own output distribution
     model.backward(doutputs * count)
     return {name: relative_error(model.grads[name].copy(), numerical_gradient(total_nll, p, eps))
             for name, p in model.params.items()}

@@ -24,6 +24,7 @@ import numpy as np
 from .autoregressive import build_model, check_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .checkpoint_meta import CheckpointError, training_config, training_state
+from .conditioning import check_labels
 from .config import check_train_config, learning_rate, next_evaluation
 from .data import to_model_input
 from .data_identity import check_data_record, check_same_data, data_record
@@ -81,15 +82,17 @@ class Trainer:
             evaluations. Off by default: every pass runs on the model itself, in
             the caller's thread, where a learner's breakpoint stops it. The
             command line turns it on.
+        train_labels, test_labels: (N,) the classes of the images, for a
+            class-conditional model (``classes`` in its settings), which then
+            learns p(x | y) and is evaluated on it; None for a model without classes.
     """
 
     def __init__(self, config, train_images, test_images, model=None, optimizer=None, state=None,
-                 parallel=False):
+                 parallel=False, train_labels=None, test_labels=None):
         check_train_config(config)
         self.config = config
         self.train_images = check_level_images(np.asarray(train_images), config.levels, "Trainer (train_images)")
         self.test_images = check_level_images(np.asarray(test_images), config.levels, "Trainer (test_images)")
-        self.data = data_record(self.train_images, self.test_images)     # what the checkpoints record
         if len(self.train_images) < config.batch_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is larger than the training set "
@@ -101,6 +104,12 @@ class Trainer:
         if self.model.levels != config.levels:
             raise ValueError(f"Trainer: the model predicts {self.model.levels} levels but the "
                              f"config says levels={config.levels}")
+        self.train_labels = check_labels(train_labels, self.model.classes, len(self.train_images),
+                                         "Trainer (train_labels)")
+        self.test_labels = check_labels(test_labels, self.model.classes, len(self.test_images),
+                                        "Trainer (test_labels)")
+        # What the checkpoints record of the data, so that a resume gets the same.
+        self.data = data_record(self.train_images, self.test_images, self.train_labels, self.test_labels)
         self.optimizer = optimizer if optimizer is not None else Adam(
             self.model, lr=config.lr, clip_norm=config.clip_norm
         )
@@ -133,12 +142,14 @@ class Trainer:
     def train_step(self):
         """One Adam update on the next minibatch; returns its loss in nats per dimension."""
         step = self.state.step
-        batch = self.train_images[self.batch_indices(step)]
+        indices = self.batch_indices(step)
+        batch = self.train_images[indices]
+        labels = None if self.train_labels is None else self.train_labels[indices]
         x = to_model_input(batch, self.config.levels)
         if self.parallel:
-            loss = split_loss_and_gradients(self.loss_and_gradients, self.model, x, batch)
+            loss = split_loss_and_gradients(self.loss_and_gradients, self.model, x, batch, labels)
         else:
-            loss = self.loss_and_gradients(self.model, x, batch)
+            loss = self.loss_and_gradients(self.model, x, batch, labels)
         self.check_loss(loss, step)               # before the update: the parameters stay as they were
         self.optimizer.lr = learning_rate(self.config, step)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -155,13 +166,14 @@ class Trainer:
             self.average.update(self.model.params, self.state.step)
         return loss
 
-    def loss_and_gradients(self, model, x, levels_batch):
+    def loss_and_gradients(self, model, x, levels_batch, labels=None):
         """Forward pass, loss and backward pass of ``model`` on a batch; fills ``model.grads``.
 
         Args:
             model: the model, or one of its replicas (with ``parallel``, each core
                 runs this on a part of the batch).
-            x: (N, H, W, 1) the model's input; levels_batch: (N, H, W) the levels to predict.
+            x: (N, H, W, 1) the model's input; levels_batch: (N, H, W) the levels to predict;
+            labels: (N,) the images' classes for a conditional model, else None.
 
         Returns:
             the mean NLL of the batch in nats per dimension.
@@ -169,7 +181,7 @@ class Trainer:
         # Overflow shows up as inf/NaN, which is checked right below with a clear
         # message; NumPy's RuntimeWarnings would only bury it.
         with np.errstate(over="ignore", invalid="ignore"):
-            outputs = model.forward(x)
+            outputs = model.forward(x, labels)
             if not np.isfinite(outputs).all():
                 raise TrainingDiverged(
                     f"the model's outputs became NaN or infinite at step {self.state.step} (learning "
@@ -282,7 +294,8 @@ class Trainer:
         test_bits = None
         if test:
             with self.weights_to_use():
-                test_bits = nats_to_bits(evaluate(self.model, self.test_images, parallel=self.parallel))
+                test_bits = nats_to_bits(evaluate(self.model, self.test_images, labels=self.test_labels,
+                                                  parallel=self.parallel))
         self.state.history.append({
             "step": self.state.step,
             "time": round(self.state.train_seconds, 3),
@@ -302,12 +315,15 @@ class Trainer:
                                    **self.checkpoint_meta(), **meta)
 
     @classmethod
-    def resume(cls, path, train_images, test_images, parallel=False):
-        """Rebuild the Trainer saved by :meth:`save`, at the step where it stopped."""
-        return cls.from_checkpoint(load_checkpoint(path), train_images, test_images, path, parallel=parallel)
+    def resume(cls, path, train_images, test_images, parallel=False, train_labels=None, test_labels=None):
+        """Rebuild the Trainer saved by :meth:`save`, at the step where it stopped (a conditional
+        model's run needs the labels of the images again)."""
+        return cls.from_checkpoint(load_checkpoint(path), train_images, test_images, path, parallel=parallel,
+                                   train_labels=train_labels, test_labels=test_labels)
 
     @classmethod
-    def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint", parallel=False):
+    def from_checkpoint(cls, ckpt, train_images, test_images, path="the checkpoint", parallel=False,
+                        train_labels=None, test_labels=None):
         """The Trainer held by a loaded :class:`Checkpoint` (see :meth:`resume`).
 
         Raises :class:`CheckpointError`, with the reason, when the training
@@ -339,7 +355,8 @@ class Trainer:
                 f"{path}: its training settings say ema={config.ema!r} but the file "
                 f"{'has no' if ckpt.trained_params is None else 'has'} trained weights beside the "
                 f"averaged ones; the file was edited")
-        trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state, parallel=parallel)
+        trainer = cls(config, train_images, test_images, ckpt.model, ckpt.optimizer, state, parallel=parallel,
+                      train_labels=train_labels, test_labels=test_labels)
         if "data" in ckpt.meta:
             try:
                 recorded = check_data_record(ckpt.meta["data"], path)

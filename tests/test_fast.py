@@ -223,9 +223,9 @@ def test_plain_mode_really_runs_the_plain_operations(monkeypatch):
 # ------------------------------------------------------------------ data parallel training
 
 
-def loss_and_gradients(model, x, levels):
+def loss_and_gradients(model, x, levels, labels=None):
     """What Trainer.loss_and_gradients does, without the trainer."""
-    logits = model.forward(x)
+    logits = model.forward(x, labels)
     loss, dlogits = npc.softmax_cross_entropy(logits, levels)
     model.backward(dlogits)
     return loss
@@ -280,7 +280,7 @@ def test_a_replicas_error_reaches_the_caller_and_leaves_no_limit_behind():
     parallel = data_parallel.DataParallel(model, workers=2)
     before = blas.blas_threads()
 
-    def failing(model_or_replica, x, levels):
+    def failing(model_or_replica, x, levels, labels=None):
         if model_or_replica is not model:
             raise FloatingPointError("the replica's part diverged")
         return loss_and_gradients(model_or_replica, x, levels)
