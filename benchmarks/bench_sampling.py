@@ -8,6 +8,7 @@
     python benchmarks/bench_sampling.py --n 4 --naive-pixels 2 --repeats 1   # a quick check
     python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
     python benchmarks/bench_sampling.py --plain --n 16            # also the plain cached sampler
+    python benchmarks/bench_sampling.py --arch gated --classes 0 --classes 10   # what a class condition costs
 
 The naive loop runs one full forward pass per pixel, whatever the pixel, so
 its time is measured on the first ``--naive-pixels`` pixels (with the real
@@ -54,21 +55,24 @@ def bench(model, label, n, shape, naive_pixels, repeats, profile, plain=False):
     height, width = shape
     pixels = height * width
     x = np.zeros((n, height, width, 1), model.dtype)
+    # A class-conditional model draws every class in turn (0, 1, ..., K-1, 0, ...).
+    labels = None if model.classes is None else np.arange(n) % model.classes
     model.eval()
-    model.forward(x)                                                  # warm-up: buffers, BLAS threads
-    forward = median_s(lambda: model.forward(x), repeats)
+    model.forward(x, labels)                                          # warm-up: buffers, BLAS threads
+    forward = median_s(lambda: model.forward(x, labels), repeats)
     model.train()
 
-    cached = median_s(lambda: npc.sample(model, n, shape, seed=0, method="cached"), repeats)
+    cached = median_s(lambda: npc.sample(model, n, shape, seed=0, method="cached", labels=labels), repeats)
     if plain:
-        plain_cached = median_s(lambda: npc.sample(model, n, shape, seed=0, method="plain-cached"), repeats)
+        plain_cached = median_s(lambda: npc.sample(model, n, shape, seed=0, method="plain-cached",
+                                                   labels=labels), repeats)
 
     k = pixels if naive_pixels <= 0 else min(naive_pixels, pixels)
     visible = np.ones(shape, bool)
     visible.reshape(-1)[:k] = False                                   # the naive loop visits these k
     images = np.zeros((n, height, width), np.uint8)
     start = time.perf_counter()
-    npc.sampling.complete(model, images, visible, seed=0, method="naive")
+    npc.sampling.complete(model, images, visible, seed=0, method="naive", labels=labels)
     naive = (time.perf_counter() - start) * pixels / k
     how = "measured" if k == pixels else f"extrapolated from {k} of {pixels} pixels"
 
@@ -85,13 +89,14 @@ def bench(model, label, n, shape, naive_pixels, repeats, profile, plain=False):
     print(f"  cached / forward = {cached / forward:8.2f}x   (target <= 1.5x)")
 
     if profile:
-        print_profile(model, n, shape)
+        print_profile(model, n, shape, labels)
+    return {"forward": forward, "cached": cached, "naive": naive}
 
 
-def print_profile(model, n, shape, top=10):
+def print_profile(model, n, shape, labels, top=10):
     """cProfile one cached run; print the functions with the most own time, named by class."""
     profiler = cProfile.Profile()
-    profiler.runcall(npc.sample, model, n, shape, seed=0, method="cached")
+    profiler.runcall(npc.sample, model, n, shape, seed=0, method="cached", labels=labels)
     stats = pstats.Stats(profiler).stats        # {(file, line, name): (cc, calls, own, cumulative, callers)}
     names = {}
     modules = (npc.sampling, npc.cached_sampler, npc.pixel_steps, npc.gated_steps, npc.steps)
@@ -122,6 +127,9 @@ def main(argv=None):
     parser.add_argument("--levels", type=int, default=4, help="levels of the random-weight models (default 4)")
     parser.add_argument("--profile", action="store_true", help="profile one cached run")
     parser.add_argument("--plain", action="store_true", help="also time the plain cached sampler")
+    parser.add_argument("--classes", type=int, action="append",
+                        help="the random-weight gated model with this many classes, 0 for none (repeat "
+                             "to compare, e.g. --classes 0 --classes 10; default: none)")
     parser.add_argument("--arch", choices=["pixelcnn", "gated", "all", "none"], default="pixelcnn",
                         help="random-weight model: the seed's PixelCNN, the gated medium preset, both, "
                              "or none (the checkpoint only)")
@@ -143,10 +151,17 @@ def main(argv=None):
         bench(model, f"seed architecture, random weights {settings}", args.n, tuple(args.size),
               args.naive_pixels, args.repeats, args.profile, args.plain)
     if args.arch in ("gated", "all"):
-        settings = dict(levels=args.levels, **GATED_ARCH)
-        model = npc.GatedPixelCNN(seed=0, **settings)
-        bench(model, f"Gated PixelCNN, random weights {settings}", args.n, tuple(args.size),
-              args.naive_pixels, args.repeats, args.profile, args.plain)
+        results = {}
+        for classes in [k or None for k in (args.classes or [0])]:
+            settings = dict(levels=args.levels, **GATED_ARCH, classes=classes)
+            model = npc.GatedPixelCNN(seed=0, **settings)
+            results[classes] = bench(model, f"Gated PixelCNN, random weights {settings}", args.n,
+                                     tuple(args.size), args.naive_pixels, args.repeats, args.profile, args.plain)
+        if None in results and len(results) > 1:
+            for classes, r in results.items():
+                if classes is not None:
+                    print(f"\n{classes} classes / none: cached sampling {r['cached'] / results[None]['cached']:.3f}x, "
+                          f"one forward pass {r['forward'] / results[None]['forward']:.3f}x")
 
 
 if __name__ == "__main__":

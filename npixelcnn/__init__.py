@@ -12,6 +12,9 @@ The public API:
   (:mod:`npixelcnn.logistic_mixture`); :func:`nats_to_bits`, :func:`nats_per_image`
 * optimizers: :class:`Adam`, :class:`SGD`, :func:`clip_by_global_norm`; a moving average of the
   weights: :class:`WeightAverage`
+* a condition: a class-conditional model (``classes=K``, ``model.forward(x, labels)``) adds
+  :class:`ClassBias` in its gates (:mod:`npixelcnn.conditioning`); Bayes' rule makes it a
+  classifier: :func:`classify`, :func:`class_log_likelihoods`, :func:`confusion_matrix`
 * masks: :func:`causal_mask`, :func:`kept_taps`
 * gradient checks: :mod:`npixelcnn.gradcheck`
 * the operations the layers are made of: :mod:`npixelcnn.ops`, plain NumPy by default
@@ -22,13 +25,16 @@ The public API:
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
 * sampling: :func:`sample`, :func:`complete`; the cached samplers: :class:`PlainCachedPixelCNN`
   (the idea, to be read) and :class:`CachedPixelCNN` (its fast twin)
-* plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`
+* plots: :func:`image_grid`, :func:`save_image_grid`, :func:`plot_history`, :func:`show_levels`,
+  :func:`plot_completions`, :func:`plot_class_grid`, :func:`plot_confusion`
 """
 
 from . import distributions, gradcheck, logistic_mixture, ops
 from .autoregressive import ARCHITECTURES, AutoregressiveModel, Preset, build_model
 from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .classify import class_log_likelihoods, class_prior, classify, confusion_matrix
+from .conditioning import ClassBias
 from .data import (FashionMNISTDownloadError, MNISTDownloadError, dequantize, load_fashion_mnist, load_mnist,
                    quantize, to_model_input)
 from .im2col import col2im, im2col
@@ -42,7 +48,8 @@ from .sampling import CachedPixelCNN, PlainCachedPixelCNN, complete, sample
 from .config import TrainConfig, learning_rate
 from .run_control import steps_for_minutes
 from .train import Trainer, TrainingDiverged, evaluate
-from .viz import image_grid, plot_completions, plot_history, save_image_grid, show_levels
+from .viz import (image_grid, plot_class_grid, plot_completions, plot_confusion, plot_history, save_image_grid,
+                  show_levels)
 
 __version__ = "0.1.0"
 
@@ -55,5 +62,6 @@ __all__ = [
     "im2col", "image_grid", "plot_completions", "kept_taps", "learning_rate", "load_checkpoint", "load_mnist", "load_fashion_mnist",
     "nats_per_image", "nats_to_bits", "plot_history", "quantize", "sample", "save_checkpoint",
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",
-    "WeightAverage",
+    "WeightAverage", "ClassBias", "class_log_likelihoods", "class_prior", "classify", "confusion_matrix",
+    "plot_class_grid", "plot_confusion",
 ]

@@ -37,6 +37,8 @@ sampling, the CLI) then takes it without any table being edited.
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .blocks import Sequential
 from .conditioning import ClassBias, check_labels
 from .distributions import SoftmaxOutput, output_distribution
@@ -146,10 +148,12 @@ class AutoregressiveModel(Sequential):
 
     def check_classes(self, classes):
         """``classes`` checked as a model setting: None (no condition) or an int K >= 2."""
-        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
+        if classes is None:
+            return None
+        if isinstance(classes, (bool, np.bool_)) or not isinstance(classes, (int, np.integer)) or classes < 2:
             raise ValueError(f"{type(self).__name__}: classes must be None (no condition) or an int >= 2, "
                              f"got {classes!r}")
-        return classes
+        return int(classes)                 # a Python int: configs are JSON
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v}" for k, v in self.config.items())

@@ -13,6 +13,7 @@ tests hold it equal to the plain sampler and to the naive loop.
 import numpy as np
 
 from .autoregressive import check_model
+from .conditioning import check_labels
 from .data import to_model_input
 from .pixel_steps import Rows, allow_in_place
 from .steps import FastStep, check_first_step, walk
@@ -70,19 +71,24 @@ class CachedPixelCNN:
             model's own layers.
         batch: B, the number of images generated together.
         shape: (H, W).
+        labels: (B,) ints in [0, model.classes), the class of each image, for a
+            class-conditional model (and only for one); the steps keep what each
+            class adds to their layer (``step.condition``, :mod:`npixelcnn.steps`).
 
     Attributes:
         steps: one step per entry of ``model.pixel_layers()``.
+        labels: (B,) np.intp, or None for a model without classes.
         inputs: what the steps keep of their inputs (rings without their
             padding); for a causal convolution (p + 1, W, B, C_in), image
             row r in slot r % (p + 1). ``inputs[0]`` holds the image
             (level / (L - 1)).
     """
 
-    def __init__(self, model, batch, shape):
+    def __init__(self, model, batch, shape, labels=None):
         check_model(model, "CachedPixelCNN expects")
         check_positive_int(batch, "batch")
         self.shape = check_image_shape(shape)
+        self.labels = check_labels(labels, model.classes, batch, "CachedPixelCNN")
         self.model, self.batch, self.levels, self.dtype = model, batch, model.levels, model.dtype
         if model.in_channels != 1:
             raise ValueError(f"CachedPixelCNN draws one value per pixel; {type(model).__name__} has "
@@ -92,6 +98,8 @@ class CachedPixelCNN:
         allow_in_place(self.steps)
         self.first = self.steps[0]
         check_first_step(self.first, model, "CachedPixelCNN")
+        for step in walk(self.steps):
+            step.condition(self.labels)
         self.inputs = [ring for step in walk(self.steps) for ring in step.inputs]
         # The model's input for each level, from to_model_input itself (then the
         # model's dtype, as the naive loop does), so both loops see the same numbers.
@@ -108,8 +116,9 @@ class CachedPixelCNN:
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         every pixel before it to have been computed (:meth:`outputs_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
-        up to float rounding. Stores the layers' inputs at (i, j) that later pixels read.
-        The array returned is a view of a buffer that the next call overwrites.
+        (``model.forward(x, labels)``) up to float rounding. Stores the layers' inputs
+        at (i, j) that later pixels read. The array returned is a view of a buffer
+        that the next call overwrites.
         """
         x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:
@@ -124,6 +133,8 @@ class CachedPixelCNN:
         row, so cropping the image below changes nothing above. The pixels of
         that last row from ``upto`` on go through the layers too, but nothing
         before ``upto`` depends on them, and their activations are not stored.
+        A conditional model's layers get this sampler's labels first
+        (``model.condition``): its class biases read them.
 
         Args:
             images: (B, H, W) integer levels, final before ``upto``.
@@ -135,6 +146,7 @@ class CachedPixelCNN:
         x = self._values[images[:, :rows]][..., None]             # (B, rows, W, 1)
         was_training = self.model.training
         self.model.eval()                                         # no caches for a backward pass
+        self.model.condition(self.labels, self.batch)            # step.full runs the layers' forward
         try:
             for step in self.steps:
                 x = step.full(x, upto)

@@ -1,4 +1,4 @@
-"""The command line: ``python -m npixelcnn train | eval | sample | complete``.
+"""The command line: ``python -m npixelcnn train | eval | sample | complete | classify``.
 
 This module parses the options and reports errors; what each command does is
 in :mod:`npixelcnn.commands`, a thin layer over the library (training,
@@ -19,7 +19,8 @@ from pathlib import Path
 from . import ops
 from .autoregressive import ARCHITECTURES
 from .checkpoint import CheckpointError
-from .commands import Interrupted, RunFailed, UsageError, run_complete, run_eval, run_sample, run_train
+from .commands import Interrupted, RunFailed, UsageError, run_classify, run_complete, run_eval, run_sample
+from .train_command import run_train
 from .data import MNISTDownloadError
 from .distributions import DEFAULT_COMPONENTS, OUTPUTS
 from .files import FolderInUseError, describe_os_error
@@ -32,6 +33,7 @@ TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train --preset seed --epochs 1 --batch-size 64 --lr 1e-3
   python -m npixelcnn train --levels 2 --steps 200 --out runs/binary
   python -m npixelcnn train --arch gated --preset medium --minutes 120 --out runs/gated
+  python -m npixelcnn train --arch gated --classes 10 --out runs/conditional   # p(x | digit)
   python -m npixelcnn train --resume runs/small/checkpoint.npz  # continue an interrupted run
 
 --minutes counts training time only: the test evaluations (--evals) come on top,
@@ -49,11 +51,20 @@ SAMPLE_EXAMPLES = """examples:
   python -m npixelcnn sample --checkpoint checkpoints/pixelcnn_mnist4.npz --n 64 --out samples.png
   python -m npixelcnn sample --checkpoint runs/small/checkpoint.npz --temperature 0.8 --seed 1 --out cold.png
   python -m npixelcnn sample --checkpoint runs/small/checkpoint.npz --n 4 --method naive --out slow.png
+  python -m npixelcnn sample --checkpoint checkpoints/gated_mnist4_conditional.npz --labels 0-9 --n 8   # a row per digit
+  python -m npixelcnn sample --checkpoint checkpoints/gated_mnist4_conditional.npz --labels 3 --n 16
 """
 
 COMPLETE_EXAMPLES = """examples:
   python -m npixelcnn complete --checkpoint checkpoints/pixelcnn_mnist4.npz --rows 14 --n 8 --out completions.png
   python -m npixelcnn complete --checkpoint runs/small/checkpoint.npz --rows 10 --samples 5 --seed 3
+  python -m npixelcnn complete --checkpoint checkpoints/gated_mnist4_conditional.npz --labels 0-9 --n 2
+"""
+
+CLASSIFY_EXAMPLES = """examples:
+  python -m npixelcnn classify --checkpoint checkpoints/gated_mnist4_conditional.npz
+  python -m npixelcnn classify --checkpoint runs/conditional/checkpoint.npz --n 1000 --prior train
+  python -m npixelcnn classify --checkpoint checkpoints/gated_mnist4_conditional.npz --rows 14   # from the top half
 """
 
 
@@ -103,7 +114,10 @@ def output_stamps(args):
     if args.command not in ("sample", "complete"):
         return {}
     out = Path(args.out)
-    return {path: stamp(path) for path in (out.with_suffix(".npy"), out)}
+    paths = (out.with_suffix(".npy"), out)
+    if args.command == "sample" and args.labels is not None:
+        paths = (out.with_suffix(".npy"), out.with_name(out.stem + "_labels.npy"), out)
+    return {path: stamp(path) for path in paths}
 
 
 def stamp(path):
@@ -169,6 +183,9 @@ def build_parser():
                             "per component whatever the levels)")
     train.add_argument("--components", type=int, metavar="K",
                        help=f"logistics in the mixture of --output logistic-mixture (default: {DEFAULT_COMPONENTS})")
+    train.add_argument("--classes", type=int, metavar="K",
+                       help="a class-conditional model of p(x | digit), trained with MNIST's labels: 10 for "
+                            "the digits (gated only; default: none, a model of p(x))")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float,
                         help="budget of training time only, in minutes (default: 15), kept by the "
@@ -209,7 +226,11 @@ def build_parser():
         "sample", help="draw new images from a checkpoint", epilog=SAMPLE_EXAMPLES, formatter_class=formatter,
         description="Sample images pixel by pixel; writes a PNG grid and the levels as OUT with .npy.")
     add_sampling_options(sample_)
-    sample_.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample_.add_argument("--n", type=int, default=64,
+                         help="number of images (default: 64); with --labels, images of each class")
+    sample_.add_argument("--labels", metavar="CLASSES",
+                         help="a class-conditional model's classes to draw, as 3, 0-9 or 1,4,7 (required "
+                              "for such a model): --n images of each, a row per class")
     sample_.add_argument("--out", default="samples.png", help="PNG to write (default: samples.png)")
     sample_.set_defaults(run=run_sample)
 
@@ -223,9 +244,28 @@ def build_parser():
     complete_.add_argument("--rows", type=int, default=14, help="rows the model sees (default: 14)")
     complete_.add_argument("--n", type=int, default=8, help="test images to complete (default: 8)")
     complete_.add_argument("--samples", type=int, default=4, help="completions per image (default: 4)")
+    complete_.add_argument("--labels", metavar="CLASSES",
+                           help="a class-conditional model's classes, as 3, 0-9 or 1,4,7 (required for "
+                                "such a model): every image completed as each of them, a row per class")
     complete_.add_argument("--data-dir", help="folder with the MNIST .gz files")
     complete_.add_argument("--out", default="completions.png", help="PNG to write (default: completions.png)")
     complete_.set_defaults(run=run_complete)
+
+    classify_ = commands.add_parser(
+        "classify", help="a class-conditional checkpoint as a classifier, by Bayes' rule",
+        epilog=CLASSIFY_EXAMPLES, formatter_class=formatter,
+        description="Score every MNIST test image once per class, log p(x | y), and pick the class of "
+                    "highest p(y | x) = p(x | y) p(y) / p(x). Prints the accuracy and the confusion matrix.")
+    classify_.add_argument("--checkpoint", required=True, help="a .npz of a class-conditional model")
+    classify_.add_argument("--n", type=int, help="the first N test images (default: all 10,000)")
+    classify_.add_argument("--prior", choices=("uniform", "train"), default="uniform",
+                           help="p(y): uniform (default) or each digit's share of the training set")
+    classify_.add_argument("--rows", type=int,
+                           help="classify from the top ROWS rows only: p(y | top rows) (default: whole images)")
+    classify_.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
+    classify_.add_argument("--data-dir", help="folder with the MNIST .gz files")
+    classify_.add_argument("--out", help="also draw the confusion matrix into this PNG")
+    classify_.set_defaults(run=run_classify)
     return parser
 
 

@@ -47,8 +47,8 @@ class DataParallel:
         self.replicas = [model] + [_replica(model) for _ in range(self.workers - 1)]
 
     def mean_loss_and_gradients(self, loss_and_gradients, x, targets, labels=None):
-        """Run ``loss_and_gradients(replica, x_part, targets_part, labels_part) -> loss`` on every
-        replica's part.
+        """Run ``loss_and_gradients(replica, x_part, targets_part[, labels_part]) -> loss`` on every
+        replica's part (the labels' part when there are labels).
 
         Args:
             loss_and_gradients: runs one model's forward and backward passes on a
@@ -69,18 +69,18 @@ class DataParallel:
         return float(sum(weight * loss for weight, loss in zip(weights, losses)))
 
     def total(self, score, x, targets, labels=None):
-        """``score(model, x, targets, labels)`` for a score that is a sum over the images (a total
+        """``score(model, x, targets[, labels])`` for a score that is a sum over the images (a total
         NLL): each core scores its part with a replica, and the parts' totals are added."""
         return sum(part_total for part_total, _ in self.over_parts(score, x, targets, labels))
 
     def over_parts(self, fn, x, targets, labels=None):
-        """Run ``fn(replica, x_part, targets_part, labels_part)`` on every replica's part of the
-        batch, in parallel.
+        """Run ``fn(replica, x_part, targets_part)`` on every replica's part of the batch, in
+        parallel; ``fn(replica, x_part, targets_part, labels_part)`` when there are labels.
 
         Args:
             fn: any function of one model and a batch (a training step, a scoring).
             x: (N, ...) the model's input; targets: (N, ...) what goes with it;
-            labels: (N,) the images' classes, or None (then every part's labels are None).
+            labels: (N,) the images' classes, or None (a model without classes).
 
         Returns:
             a list of (what ``fn`` returned, the part's share of the batch), in the batch's order.
@@ -95,7 +95,9 @@ class DataParallel:
         def run(replica, part):
             fast_ops.set_in_replica(True)
             try:
-                return fn(replica, x[part], targets[part], None if labels is None else labels[part])
+                # The labels' part only when there are labels: fn(replica, x, targets) serves
+                # a model without classes (lesson 08 scores with such a function).
+                return fn(replica, x[part], targets[part], *(() if labels is None else (labels[part],)))
             finally:
                 fast_ops.set_in_replica(False)
 
@@ -142,16 +144,25 @@ def data_parallel_for(model):
 
 
 def split_loss_and_gradients(loss_and_gradients, model, x, targets, labels=None):
-    """``loss_and_gradients(model, x, targets, labels)`` with the batch split over the cores
+    """``loss_and_gradients(model, x, targets[, labels])`` with the batch split over the cores
     (:class:`DataParallel`), or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return loss_and_gradients(model, x, targets, labels)
+        return loss_and_gradients(model, x, targets, *(() if labels is None else (labels,)))
     return data_parallel_for(model).mean_loss_and_gradients(loss_and_gradients, x, targets, labels)
 
 
 def split_total(score, model, x, targets, labels=None):
-    """``score(model, x, targets, labels)``, a sum over the images of the batch, with the batch
+    """``score(model, x, targets[, labels])``, a sum over the images of the batch, with the batch
     split over the cores, or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return score(model, x, targets, labels)
+        return score(model, x, targets, *(() if labels is None else (labels,)))
     return data_parallel_for(model).total(score, x, targets, labels)
+
+
+def split_per_image(score, model, x, targets, labels=None):
+    """``score(model, x, targets[, labels])``, an array with one value per image (N, ...), with the
+    batch split over the cores and the parts' arrays put back together in the batch's order."""
+    if fast_ops.WORKERS <= 1 or len(x) < 2:
+        return score(model, x, targets, *(() if labels is None else (labels,)))
+    parts = data_parallel_for(model).over_parts(score, x, targets, labels)
+    return np.concatenate([part for part, _ in parts])

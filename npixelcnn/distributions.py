@@ -6,6 +6,7 @@ and the output distribution owns what training, evaluation and sampling do with 
 
 * ``loss(outputs, targets)``: the mean NLL and its gradient (the training step);
 * ``total_nll(outputs, targets)``: the summed NLL (evaluation);
+* ``pixel_nll(outputs, targets)``: the NLL of every pixel (scores per image);
 * ``log_probs(outputs)``: the normalised log-probability of every level, (..., L);
 * ``draw(outputs, temperature, rng)``: one level per row (the samplers).
 
@@ -24,9 +25,9 @@ draws whatever the output.
 """
 
 from .categorical import draw, log_softmax
-from .logistic_mixture import (check_mixture, mixture_draw, mixture_log_probs, mixture_loss, mixture_total_nll,
-                               params_per_pixel)
-from .losses import softmax_cross_entropy, total_nll
+from .logistic_mixture import (check_mixture, mixture_draw, mixture_log_probs, mixture_loss, mixture_nll,
+                               mixture_total_nll, params_per_pixel)
+from .losses import pixel_nll, softmax_cross_entropy, total_nll
 from .validation import check_levels
 
 
@@ -51,6 +52,10 @@ class SoftmaxOutput:
     def total_nll(self, outputs, targets):
         """outputs (..., L), targets (...) -> the summed NLL in nats (a float)."""
         return total_nll(outputs, targets)
+
+    def pixel_nll(self, outputs, targets):
+        """outputs (..., L), targets (...) -> (...) float64, the NLL in nats of every pixel."""
+        return pixel_nll(outputs, targets)
 
     def log_probs(self, outputs):
         """outputs (..., L) logits -> log softmax (..., L): z - logsumexp(z), in their dtype."""
@@ -83,6 +88,10 @@ class LogisticMixtureOutput:
     def total_nll(self, outputs, targets):
         """outputs (..., 3K), targets (...) -> the summed NLL in nats (a float)."""
         return mixture_total_nll(outputs, targets, self.levels)
+
+    def pixel_nll(self, outputs, targets):
+        """outputs (..., 3K), targets (...) -> (...) float64, the NLL in nats of every pixel."""
+        return mixture_nll(outputs, targets, self.levels)
 
     def log_probs(self, outputs):
         """outputs (..., 3K) -> (..., L): the log-probability of every level's bin."""

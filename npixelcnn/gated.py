@@ -117,8 +117,8 @@ class GatedLayer(Module):
 
     With ``classes``, both gates get the bias of each image's class y:
     v' = gate(v_pre + V_v[y]) and h_pre = horizontal(h) + link(shift_down(v_pre)) + V_h[y].
-    (The link reads v_pre without V_v[y]: link(V_v[y]) would only be another bias per
-    class, which V_h already is.)
+    (The link reads v_pre without V_v[y]: link(V_v[y]) would be another bias per class,
+    which V_h already is, but for row 0, where the shift brings zeros.)
 
     Args:
         in_channels: C_in of both inputs (1 in the first layer, the image).
@@ -131,13 +131,15 @@ class GatedLayer(Module):
         out_gain: init gain of the horizontal 1x1 output (the residual branch).
         dilation: d >= 1, the distance between the taps of both stacks (1: side by side).
         classes: K, to add a learned bias per class to both stacks (None: no condition).
+        last: the model's last layer, whose vertical output v' nothing reads: its vertical
+            gate gets no class bias (it could not change the model's outputs).
 
     Parameters: vertical, horizontal, link, out (each W, b); with classes also
-    vertical_class.V and horizontal_class.V, each (K, 2C).
+    horizontal_class.V and (not in the last layer) vertical_class.V, each (K, 2C).
     """
 
     def __init__(self, in_channels, channels, kernel_size=3, first=False, rng=None, out_gain=1.0,
-                 dilation=1, classes=None):
+                 dilation=1, classes=None, last=False):
         super().__init__()
         check_positive_int(channels, "channels")
         if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
@@ -159,8 +161,10 @@ class GatedLayer(Module):
         self.h_gate = self.add("h_gate", Gate())
         self.out = self.add("out", Conv2D(channels, channels, 1, rng=rng, gain=out_gain))
         self.classes = classes
+        self.vertical_class = self.horizontal_class = None          # no condition
         if classes is not None:
-            self.vertical_class = self.add("vertical_class", ClassBias(classes, c2))
+            if not last:
+                self.vertical_class = self.add("vertical_class", ClassBias(classes, c2))
             self.horizontal_class = self.add("horizontal_class", ClassBias(classes, c2))
 
     def forward(self, x):
@@ -169,8 +173,9 @@ class GatedLayer(Module):
         v_pre = self.vertical.forward(v)
         h_pre = ops.add(self.horizontal.forward(h), self.link.forward(self.shift.forward(v_pre)))
         v_gate_in = v_pre
-        if self.classes is not None:                        # (after the link read v_pre)
+        if self.vertical_class is not None:                 # (after the link read v_pre)
             v_gate_in = self.vertical_class.forward(v_pre)
+        if self.horizontal_class is not None:
             h_pre = self.horizontal_class.forward(h_pre)
         branch = self.out.forward(self.h_gate.forward(h_pre))
         return self.v_gate.forward(v_gate_in), (branch if self.first else ops.add(h, branch))
@@ -179,16 +184,14 @@ class GatedLayer(Module):
         """(dv', dh') -> (dv, dh) (the first layer: dx); dv' may be None (nothing read v')."""
         dv_out, dh_out = dy
         dh_pre = self.h_gate.backward(self.out.backward(dh_out))
-        if self.classes is not None:
+        if self.horizontal_class is not None:
             dh_pre = self.horizontal_class.backward(dh_pre)
         dv_pre = self.shift.backward(self.link.backward(dh_pre))
         if dv_out is not None:
             dv_gate = self.v_gate.backward(dv_out)
-            if self.classes is not None:
+            if self.vertical_class is not None:
                 dv_gate = self.vertical_class.backward(dv_gate)
             dv_pre = ops.add(dv_pre, dv_gate)
-        elif self.classes is not None:
-            self.vertical_class.zero_grad()          # v' is read by nothing: its class bias has no effect
         dv = self.vertical.backward(dv_pre)
         dh = self.horizontal.backward(dh_pre)
         if self.first:
@@ -269,14 +272,14 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
             dilations = self.config["dilations"] = check_dilations(dilations, layers, "gated layer")
         self.classes = self.check_classes(classes)
         if classes is not None:             # (likewise)
-            self.config["classes"] = classes
+            self.config["classes"] = self.classes
         rng = np.random.default_rng(seed)
         gain = 1.0 / np.sqrt(layers)
         for i in range(layers):
             self.add(f"layers.{i}", GatedLayer(1 if i == 0 else channels, channels, kernel_size,
                                                first=i == 0, rng=rng, out_gain=1.0 if i == 0 else gain,
                                                dilation=1 if dilations is None else dilations[i],
-                                               classes=classes))
+                                               classes=self.classes, last=i == layers - 1))
         self.add("take_h", TakeHorizontal())
         self.add("head_relu1", ReLU())
         self.add("head1", Conv2D(channels, head, 1, rng=rng))

@@ -5,8 +5,11 @@ A gated layer (:class:`~npixelcnn.gated.GatedLayer`) computes (gated.py)::
     v_pre = vertical(v);  v' = gate(v_pre)
     h_pre = horizontal(h) + link(shift_down(v_pre));  h' = h + out(gate(h_pre))
 
-(the first layer: v = h = the image, and no residual). Its two stacks are
-cached differently:
+(the first layer: v = h = the image, and no residual); with classes, the bias
+of each image's class y inside both gates: v' = gate(v_pre + V_v[y]) and
+h_pre = horizontal(h) + link(shift_down(v_pre)) + V_h[y], the link reading v_pre
+without V_v[y]. The sampler's labels reach the steps once, before the first
+pixel (``condition``). Its two stacks are cached differently:
 
 * the **vertical stack** at row r reads rows r - k//2 .. r, right of the pixel
   too, and reaches the horizontal stack only at row r + 1. So it is computed a
@@ -52,8 +55,9 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
     """A :class:`GatedLayer` at one pixel, plain: the vertical stack by rows, the horizontal by pixels.
 
     What it remembers: both stacks' whole input images, zero-padded (as a
-    convolution's plain step does), and link(v_pre) of the row above, which the
-    horizontal stack adds at every pixel of the current row.
+    convolution's plain step does), link(v_pre) of the row above, which the
+    horizontal stack adds at every pixel of the current row, and the class
+    biases V_v[y] and V_h[y] of its images (zeros for a model without classes).
     """
 
     def __init__(self, layer, shape, batch, dtype):
@@ -72,6 +76,16 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
         self.horizontal = (layer.horizontal.kept_weights(), layer.horizontal.params["b"].copy())
         self.link = (layer.link.kept_weights(), layer.link.params["b"].copy())
         self.out = (layer.out.kept_weights(), layer.out.params["b"].copy())
+        # The bias each image's class adds to v_pre and to h_pre (B, 2C): none until condition.
+        self.v_class = np.zeros((batch, 2 * layer.channels), dtype)
+        self.h_class = np.zeros((batch, 2 * layer.channels), dtype)
+
+    def condition(self, labels):
+        """labels (B,): keep each image's rows of the layer's class biases, V_v[y] and V_h[y] (B, 2C)."""
+        if self.layer.vertical_class is not None:           # (none in the last layer: v' is not read)
+            self.v_class = self.layer.vertical_class.params["V"][labels]
+        if self.layer.horizontal_class is not None:
+            self.h_class = self.layer.horizontal_class.params["V"][labels]
 
     def store_pixel(self, i, j, values):
         """The first layer: the image's values (B,) at (i, j), read by both stacks."""
@@ -94,8 +108,8 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
 
     def vertical_row(self, r):
         """The vertical stack on row r, every column at once: keeps link(v_pre) for the
-        horizontal stack of row r + 1, and returns gate(v_pre) (B, W, C), the next
-        layer's vertical input on row r. Above the image (r = -1) shift_down gives
+        horizontal stack of row r + 1, and returns gate(v_pre + V_v[y]) (B, W, C), the
+        next layer's vertical input on row r. Above the image (r = -1) shift_down gives
         zeros, whose link is its bias, and there is no row to pass on: None."""
         link_weights, link_bias = self.link
         if r < 0:
@@ -104,13 +118,13 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
         weights, bias = self.vertical
         v_pre = gather_taps(self.v_image, self.layer.vertical.window_taps, r, np.arange(self.width)) @ weights + bias
         self.link_above = v_pre @ link_weights + link_bias                 # (B, W, 2C)
-        return gate(v_pre)
+        return gate(v_pre + self.v_class[:, None])     # the class bias after the link read v_pre
 
     def horizontal_branch(self, i, j):
-        """out(gate(horizontal(h) + link(v_pre above))) at (i, j): (B, C)."""
+        """out(gate(horizontal(h) + link(v_pre above) + V_h[y])) at (i, j): (B, C)."""
         (weights, bias), (out_weights, out_bias) = self.horizontal, self.out
         h_pre = gather_taps(self.h_image, self.layer.horizontal.window_taps, i, j) @ weights + bias
-        return gate(h_pre + self.link_above[:, j]) @ out_weights + out_bias
+        return gate(h_pre + self.link_above[:, j] + self.h_class) @ out_weights + out_bias
 
 
 class TakeHorizontalStep(PlainStep, layer=TakeHorizontal):
@@ -121,7 +135,11 @@ class TakeHorizontalStep(PlainStep, layer=TakeHorizontal):
 
 
 class GatedLayerAt(FastStep, layer=GatedLayer):
-    """A :class:`GatedLayer` at one pixel, fast: the vertical stack by rows, the horizontal by pixels."""
+    """A :class:`GatedLayer` at one pixel, fast: the vertical stack by rows, the horizontal by pixels.
+
+    A conditional layer's class biases are folded where they cost nothing per pixel
+    (:meth:`condition`): V_h[y] into the link's bias, V_v[y] into v_pre once per row.
+    """
 
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
@@ -142,8 +160,12 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         # convolution and of the link (so the pre-activation holds [a, b / 2]), and
         # the output 1x1's weight rows (its bias row not). Scaling by a power of two
         # is exact in floating point: the result is the same to the last bit.
-        halve_b = np.concatenate([np.ones(c, dtype), np.full(c, 0.5, dtype)])
+        self.halve_b = halve_b = np.concatenate([np.ones(c, dtype), np.full(c, 0.5, dtype)])
         self.link = weights_and_bias(layer.link) * halve_b           # (2C + 1, 2C)
+        # What link_row adds to every row's link: the link's bias (2C,), or, once
+        # condition has folded each image's V_h[y] in, (B, 2C).
+        self.link_bias = self.link[-1]
+        self.v_class = None                                          # V_v[y] (B, 2C); None: no classes
         self.link_row = np.zeros((width, batch, 2 * c), dtype)       # link(v_pre of row i - 1), b half halved
         self.v_out = np.zeros((width, batch, c), dtype)              # gate(v_pre of row i - 1)
         self.v_cols = np.zeros((width, batch, len(self.v_taps), c_in), dtype)   # one row's im2col, reused
@@ -166,6 +188,20 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.y = rows.get("gated h out", c + 1)
         self.inputs = [self.v_ring[:, p:p + width], self.h_row[p:]]
         self.v_row_ready = False                    # v_out holds a row the next layer has not had
+
+    def condition(self, labels):
+        """labels (B,): fold each image's class biases into what the steps add anyway.
+
+        V_h[y] is the same at every pixel of an image, and so is the link's bias: their
+        sum goes into link_row, which the horizontal stack adds at every pixel already,
+        so a pixel's step is the same as without classes. Its b half is halved like the
+        link's bias (see __init__). V_v[y] enters the vertical gate but not the link
+        (gated.py), so it is added to v_pre between the two: once per row.
+        """
+        if self.layer.horizontal_class is not None:
+            self.link_bias = self.link[-1] + self.layer.horizontal_class.params["V"][labels] * self.halve_b
+        if self.layer.vertical_class is not None:           # (none in the last layer: v' is not read)
+            self.v_class = self.layer.vertical_class.params["V"][labels]
 
     # --------------------------------------------------------------- the first layer's input
 
@@ -194,8 +230,8 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
     def _vertical_row(self, r):
         """The vertical stack on row r (all columns): its gated output for the next
         layer and the link that the horizontal stack adds on row r + 1."""
-        if r < 0:                                   # above the image: the shifted input is zero
-            self.link_row[...] = self.link[-1]
+        if r < 0:                                   # above the image: the shifted input is zero,
+            self.link_row[...] = self.link_bias     # its link the bias (with classes, + V_h[y])
             self.v_out[...] = 0
             self.v_row_ready = False
             return
@@ -210,7 +246,9 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         np.matmul(cols.reshape(v_pre.shape[0], v_pre.shape[1], -1), self.v_weights[:-1], out=v_pre)
         v_pre += self.v_weights[-1]                                     # (W, B, 2C)
         np.matmul(v_pre, self.link[:-1], out=self.link_row)
-        self.link_row += self.link[-1]
+        self.link_row += self.link_bias                                 # (with V_h[y]: condition)
+        if self.v_class is not None:                # the link has read v_pre: now the class's V_v[y]
+            v_pre += self.v_class
         # The gate, as Gate computes it, in place: tanh(a) * (0.5 (1 + tanh(0.5 b))),
         # with the last factor 0.5 applied at the end (exact: a power of two).
         c = self.v_out.shape[-1]

@@ -48,6 +48,15 @@ def total_nll(logits, targets):
     return float(_softmax_parts(logits, targets)[2].sum())
 
 
+def pixel_nll(logits, targets):
+    """The NLL in nats of every pixel, without the gradient (per-image scores, Bayes' rule).
+
+    Args: as :func:`softmax_cross_entropy`. Returns (...) float64, the shape of ``targets``.
+    """
+    _check_loss_inputs(logits, targets)
+    return _softmax_parts(logits, targets)[2].reshape(targets.shape)
+
+
 def _softmax_parts(logits, targets):
     """exp(z - max) (M, L), its row sums (M,) and the per-pixel NLL (M,) float64."""
     levels = logits.shape[-1]

@@ -19,6 +19,7 @@ equal. :mod:`npixelcnn.sampling` drives either, pixel by pixel
 import numpy as np
 
 from .autoregressive import check_model
+from .conditioning import check_labels
 from .data import to_model_input
 from .steps import PlainStep, check_first_step, walk
 from .validation import check_image_shape, check_positive_int
@@ -43,22 +44,29 @@ class PlainCachedPixelCNN:
             (mask A). The steps copy its weights when they are made.
         batch: B, the number of images generated together.
         shape: (H, W).
+        labels: (B,) ints in [0, model.classes), the class of each image, for a
+            class-conditional model (and only for one); the steps keep what each
+            class adds to their layer (``step.condition``, :mod:`npixelcnn.steps`).
 
     Attributes:
         steps: one step per entry of ``model.pixel_layers()``.
         inputs: the input images the steps keep, (B, H, W, C_in) each.
+        labels: (B,) np.intp, or None for a model without classes.
     """
 
-    def __init__(self, model, batch, shape):
+    def __init__(self, model, batch, shape, labels=None):
         check_model(model, "PlainCachedPixelCNN expects")
         check_positive_int(batch, "batch")
         self.shape = check_image_shape(shape)
+        self.labels = check_labels(labels, model.classes, batch, "PlainCachedPixelCNN")
         if model.in_channels != 1:
             raise ValueError(f"PlainCachedPixelCNN draws one value per pixel; {type(model).__name__} "
                              f"has {model.in_channels} input channels")
         self.steps = [PlainStep.for_layer(layer, self.shape, batch, model.dtype)
                       for layer in model.pixel_layers()]
         check_first_step(self.steps[0], model, "PlainCachedPixelCNN")
+        for step in walk(self.steps):
+            step.condition(self.labels)
         self.inputs = [image for step in walk(self.steps) for image in step.inputs]
         # The model's input for each level, as the naive loop makes it: level / (L - 1).
         every_level = np.arange(model.levels).reshape(1, 1, -1)
@@ -73,7 +81,7 @@ class PlainCachedPixelCNN:
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         computed (:meth:`outputs_at`): then the result equals
-        ``model.forward(x)[:, i, j]`` up to float rounding.
+        ``model.forward(x)[:, i, j]`` (``model.forward(x, labels)``) up to float rounding.
         """
         x = self.steps[0].compute(i, j)       # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:

@@ -22,6 +22,11 @@ Three ways to run that loop, with the same random draws and the same result:
   the same computations, arranged for speed.
 
 :func:`complete` fills in the hidden part of given images the same way.
+
+A class-conditional model (``model.classes``, :mod:`npixelcnn.conditioning`)
+draws from p(x | y): both take the labels of the images, which every method
+gives to the model (the naive loop to ``model.forward(x, labels)``, the cached
+samplers to their steps).
 """
 
 
@@ -30,6 +35,7 @@ import numpy as np
 from .autoregressive import check_model
 from .blas import one_blas_thread
 from .cached_sampler import CachedPixelCNN
+from .conditioning import check_labels
 from .data import to_model_input
 from .categorical import draw  # noqa: F401  (npc.sampling.draw: the softmax's draw, which lessons 04 and 05 call)
 from .plain_sampler import PlainCachedPixelCNN
@@ -39,7 +45,8 @@ from .validation import check_image_shape, check_level_images, check_positive_in
 METHODS = ("naive", "cached", "plain-cached")
 
 
-def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive", progress=False):
+def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive", progress=False,
+           labels=None):
     """Draw ``n`` images from ``model``.
 
     Args:
@@ -60,6 +67,9 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
             the same order (one call of ``model.output.draw`` per pixel, raster order), so
             they give the same images up to float rounding (see :func:`draw`).
         progress: show a progress bar over the pixels.
+        labels: (n,) ints in [0, model.classes), the class of each image, for a
+            class-conditional model (required by one, refused by any other):
+            image k is drawn from p(x | labels[k]).
 
     Returns:
         (n, H, W) uint8 levels in [0, model.levels).
@@ -69,14 +79,15 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     shape = check_image_shape(shape)
     check_positive_number(temperature, "temperature")
     _check_method(method)
+    labels = check_labels(labels, model.classes, n, "sample")
     rng = np.random.default_rng(seed)
     images = np.zeros((n,) + shape, dtype=np.uint8)          # the naive loop starts from zeros
     hidden = np.ones((n,) + shape, dtype=bool)                # every pixel is drawn
-    return _fill(method, model, images, hidden, temperature, rng, progress)
+    return _fill(method, model, images, hidden, labels, temperature, rng, progress)
 
 
 def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, method="cached",
-             progress=False):
+             progress=False, labels=None):
     """Keep the visible pixels of ``images`` and sample the hidden ones.
 
     Hidden pixels are drawn in raster order, each from the model's
@@ -101,6 +112,9 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
         method: "cached" (fills the caches from the visible part, then goes
             pixel by pixel), "plain-cached" (the same, written to be read) or
             "naive" (a full forward pass per hidden pixel).
+        labels: (N,) ints in [0, model.classes), the class of each image, for a
+            class-conditional model (required by one, refused by any other): all
+            n_samples completions of image k are drawn given labels[k].
 
     Returns:
         (N, n_samples, H, W) uint8: the visible pixels as given, the hidden
@@ -113,19 +127,23 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     check_positive_int(n_samples, "n_samples")
     check_positive_number(temperature, "temperature")
     _check_method(method)
+    labels = check_labels(labels, model.classes, n, "complete")
     rng = np.random.default_rng(seed)
     # Each image is repeated n_samples times, so one batch draws every completion.
     work = np.repeat(images.astype(np.uint8), n_samples, axis=0)              # (N*S, H, W)
     hidden = np.repeat(np.broadcast_to(~visible, images.shape), n_samples, axis=0)
-    out = _fill(method, model, work, hidden, temperature, rng, progress)
+    if labels is not None:
+        labels = np.repeat(labels, n_samples)                                  # (N*S,), as the images
+    out = _fill(method, model, work, hidden, labels, temperature, rng, progress)
     return out.reshape(n, n_samples, height, width)
 
 
 # --------------------------------------------------------------------------- the loops
 #
 # Each takes a working batch ``images`` (B, H, W) uint8, holding the given
-# values at visible pixels and anything at hidden ones, and ``hidden`` (B, H, W)
-# bool. It visits, in raster order, every pixel that is hidden in at least one
+# values at visible pixels and anything at hidden ones, ``hidden`` (B, H, W)
+# bool, and ``labels`` (B,), the images' classes (None for a model without
+# classes). It visits, in raster order, every pixel that is hidden in at least one
 # image, draws one level per image (one call of ``model.output.draw`` per such pixel, which
 # takes the same numbers from the generator whatever the loop, so all loops consume it identically), writes it where it is hidden, and
 # returns ``images``, filled in place.
@@ -136,16 +154,16 @@ def _raster_pixels(hidden):
     return [tuple(p) for p in np.argwhere(hidden.any(axis=0))]
 
 
-def _fill(method, model, images, hidden, temperature, rng, progress):
+def _fill(method, model, images, hidden, labels, temperature, rng, progress):
     """Fill ``images`` with the loop that ``method`` names."""
     if method == "naive":
-        return _fill_naive(model, images, hidden, temperature, rng, progress)
+        return _fill_naive(model, images, hidden, labels, temperature, rng, progress)
     # Looked up when called, so that a test can swap a sampler class for its own.
     sampler = CachedPixelCNN if method == "cached" else PlainCachedPixelCNN
-    return _fill_cached(sampler, method, model, images, hidden, temperature, rng, progress)
+    return _fill_cached(sampler, method, model, images, hidden, labels, temperature, rng, progress)
 
 
-def _fill_naive(model, images, hidden, temperature, rng, progress):
+def _fill_naive(model, images, hidden, labels, temperature, rng, progress):
     """A full forward pass per pixel: the seed tutorial's loop."""
     was_training = model.training
     model.eval()
@@ -153,7 +171,7 @@ def _fill_naive(model, images, hidden, temperature, rng, progress):
         for i, j in tqdm(_raster_pixels(hidden), desc="sampling (naive)", unit="px",
                          disable=not progress, leave=False):
             x = to_model_input(images, model.levels).astype(model.dtype, copy=False)
-            outputs = model.forward(x)                      # (B, H, W, C_out): logits, or a mixture's parameters
+            outputs = model.forward(x, labels)              # (B, H, W, C_out): logits, or a mixture's parameters
             levels = model.output.draw(outputs[:, i, j], temperature, rng)
             images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
     finally:
@@ -161,7 +179,7 @@ def _fill_naive(model, images, hidden, temperature, rng, progress):
     return images
 
 
-def _fill_cached(sampler, method, model, images, hidden, temperature, rng, progress):
+def _fill_cached(sampler, method, model, images, hidden, labels, temperature, rng, progress):
     """One pixel's worth of every layer per pixel, with ``sampler``: :class:`CachedPixelCNN`
     (method "cached") or :class:`PlainCachedPixelCNN` ("plain-cached")."""
     pixels = _raster_pixels(hidden)
@@ -170,7 +188,7 @@ def _fill_cached(sampler, method, model, images, hidden, temperature, rng, progr
     height, width = images.shape[1:]
     first = pixels[0][0] * width + pixels[0][1]         # raster index of the first hidden pixel
     last = pixels[-1][0] * width + pixels[-1][1]        # and of the last: nothing after it is needed
-    net = sampler(model, len(images), (height, width))
+    net = sampler(model, len(images), (height, width), labels=labels)
     # Everything before the first hidden pixel is given: its activations are
     # computed first (by the fast sampler in one batched pass over its rows).
     net.prefill(images, first)

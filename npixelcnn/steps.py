@@ -36,6 +36,13 @@ class PixelStep:
       layer's output at (i, j);
     * ``first.store_pixel(i, j, values)`` once the level of (i, j) is drawn.
 
+    Before the first pixel, once every step is made, the sampler calls
+    ``step.condition(labels)`` on every step (children included, :func:`walk`):
+    labels (B,) ints, the class of each image of a class-conditional model
+    (``model.classes``), or None for a model without classes. A step whose layer
+    adds a bias per class (a gated layer, :mod:`npixelcnn.gated_steps`) keeps the
+    rows of its images' classes there; every other step ignores it.
+
     What flows from step to step is the layer's output at one pixel: (B, C)
     for an ordinary layer (the fast flavour adds a column of ones), a pair
     (v_row, h) between the gated layers of the Gated PixelCNN.
@@ -104,6 +111,11 @@ class PixelStep:
     def at(self, x, i, j):
         """The layer's output at (i, j) from its input there, x; keeps what later pixels read."""
         raise NotImplementedError(f"{type(self).__name__} must define at(x, i, j)")
+
+    def condition(self, labels):
+        """Keep what the images' classes (B,) ints add to this layer (None: a model without
+        classes). Called once, before the first pixel. Default: nothing, for a layer that
+        has no bias per class."""
 
     def store_pixel(self, i, j, values):
         """First layer only: store the image's values (B,) at (i, j), once drawn."""

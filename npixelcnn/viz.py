@@ -124,7 +124,7 @@ def _zoom_past_the_first_steps(ax, train, test):
     ax.set_ylim(low - margin, high + margin)
 
 
-def plot_completions(originals, visible, completions, levels, path=None, scale=3):
+def plot_completions(originals, visible, completions, levels, path=None, scale=3, row_names=None):
     """One row per image: the original | what the model sees | its completions.
 
     Args:
@@ -134,6 +134,7 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
         levels: number of intensity levels.
         path: if given, also save the figure there as a PNG.
         scale: inches per 10 cells of the figure, roughly.
+        row_names: N strings written left of the rows (e.g. the class each row was completed as).
 
     Hidden pixels are drawn in mid-gray in the middle column, so the part the
     model had to invent stands out. Returns the matplotlib Figure.
@@ -159,7 +160,78 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
                        fontsize=8)
     ax.xaxis.set_ticks_position("top")
     ax.tick_params(length=0)
-    ax.set_yticks([])
+    _name_rows(ax, row_names, n, h)
+    if path is not None:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    return fig
+
+
+def _name_rows(ax, row_names, n, h):
+    """Write row_names (n strings, or None: no names) left of the n rows of cells of height h."""
+    if row_names is None:
+        ax.set_yticks([])
+        return
+    if len(row_names) != n:
+        raise ValueError(f"row_names must name the {n} rows, got {len(row_names)} names")
+    ax.set_yticks([1 + (h + 1) * r + h / 2 for r in range(n)])
+    ax.set_yticklabels([str(name) for name in row_names], fontsize=8)
+
+
+def plot_class_grid(images, classes, levels, path=None, scale=3):
+    """Samples of a class-conditional model, a row per class, each row named by its class.
+
+    Args:
+        images: (K, S, H, W) integer levels: S images for each of K classes.
+        classes: the K classes (ints or names), in the rows' order.
+        levels: number of intensity levels.
+        path: if given, also save the figure there as a PNG.
+        scale: inches per 10 cells of the figure, roughly.
+
+    Returns the matplotlib Figure.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] != len(classes):
+        raise ValueError(f"images must be (K, S, H, W) with K = {len(classes)} classes, got shape {images.shape}")
+    k, per_row, h, w = images.shape
+    grid = image_grid(images.reshape(-1, h, w), levels, ncols=per_row)
+    fig = Figure(figsize=(scale * per_row / 3 + 0.4, scale * k / 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    _name_rows(ax, list(classes), k, h)
+    if path is not None:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    return fig
+
+
+def plot_confusion(matrix, path=None, ax=None):
+    """A confusion matrix as a picture: rows the true classes, columns the predicted ones, each
+    cell its count, shaded by the share of its row (so the errors of rare classes show too).
+
+    Args:
+        matrix: (K, K) counts.
+        path: if given, also save the figure there as a PNG.
+        ax: a matplotlib Axes to draw into (notebooks); default a new Figure.
+
+    Returns the matplotlib Figure.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix is square (K, K), got shape {matrix.shape}")
+    k = len(matrix)
+    fig = ax.figure if ax is not None else Figure(figsize=(0.45 * k + 1.5, 0.45 * k + 1.2), layout="constrained")
+    ax = ax if ax is not None else fig.add_subplot()
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(np.sqrt(share), cmap="Blues", vmin=0, vmax=1)     # sqrt: a few errors stay visible
+    for (r, c), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(c, r, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if share[r, c] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     if path is not None:
         write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
     return fig

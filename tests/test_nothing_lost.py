@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import commands, files
+from npixelcnn import commands, files, train_command
 from npixelcnn.config import TrainConfig
 from npixelcnn.data import check_data_dir
 from npixelcnn.data_identity import OtherDataError
@@ -226,7 +226,7 @@ def test_a_claim_removes_its_lock_file_and_refuses_a_lock_on_a_removed_file(tmp_
     (["--steps", "2", "--data-dir", ""], "--data-dir is empty"),
 ], ids=["steps", "epochs", "epochs-in-steps", "samples", "empty-data-dir"])
 def test_budgets_and_outputs_are_bounded_before_any_step(args, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(commands, "MAX_STEPS", 100_000)     # (the real bound, ten million, in the others)
+    monkeypatch.setattr(train_command, "MAX_STEPS", 100_000)     # (the real bound, ten million, in the others)
     taken = []
     original = Trainer.train_step
     monkeypatch.setattr(Trainer, "train_step", lambda self: taken.append(1) or original(self))

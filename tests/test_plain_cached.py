@@ -267,7 +267,7 @@ def test_the_registries_are_filled_where_the_steps_are_defined():
 def test_every_step_base_class_documents_what_a_step_provides():
     """The protocol lives on the base classes, each name with a default and a docstring:
     methods by their docstring, attributes by the string that follows them."""
-    protocol = {PixelStep: ["at", "store_pixel", "compute", "reads_own_pixel", "inputs", "children"],
+    protocol = {PixelStep: ["at", "store_pixel", "compute", "condition", "reads_own_pixel", "inputs", "children"],
                 PlainStep: [], FastStep: ["full", "in_place"]}
     for base, names in protocol.items():
         for name in names:
