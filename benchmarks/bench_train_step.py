@@ -162,7 +162,7 @@ def bench(arch, batch_size, steps, warmup, levels=4, size=28, breakdown=False, p
         return value
 
     def train_step(loss=model.output.loss, split=parallel):     # what Trainer.train_step does
-        step = lambda model, x, targets, labels: loss_and_gradients(model, x, targets, labels, loss)  # noqa: E731
+        step = lambda model, x, targets, labels=None: loss_and_gradients(model, x, targets, labels, loss)  # noqa: E731
         if split:
             data_parallel.split_loss_and_gradients(step, model, x, targets, labels)
         else:

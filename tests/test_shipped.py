@@ -17,7 +17,7 @@ from npixelcnn.sampling import CachedPixelCNN, draw
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 # file stem -> (architecture, levels)
 SHIPPED = {"pixelcnn_mnist4": ("pixelcnn", 4), "gated_mnist4": ("gated", 4), "pixelcnn_mnist256": ("pixelcnn", 256),
-           "gated_mnist256": ("gated", 256)}
+           "gated_mnist256": ("gated", 256), "pixelcnn_mnist256_dilated": ("pixelcnn", 256)}
 SIZE = 28
 # How far float32 rounding alone moves a logit when later pixels change (other values in the
 # same batched products): within 1e-5 at 4 levels. At 256 levels the logits are larger, and in
@@ -47,10 +47,12 @@ def test_images(mnist_dir, shipped):
 def test_the_checkpoint_is_the_run_its_metrics_describe(shipped):
     name, model, metrics = shipped
     assert (model.arch, model.levels) == SHIPPED[name]
-    # The metrics were written by version 1 of the checkpoint format, under the settings' names of then.
+    # The first four metrics were written by version 1 of the checkpoint format, under the settings' names of then.
     earlier_name = {new: old for old, new in type(model).renamed_settings.items()}
+    # Later ones keep the model's settings apart, under "model" (TrainConfig.model), and levels beside them.
+    config = {**metrics["config"], **metrics["config"].get("model", {})}
     for key, value in model.config.items():
-        saved = metrics["config"][earlier_name.get(key, key)]
+        saved = config[earlier_name.get(key, key)]
         assert saved == value, f"{name}: {key} is {value} in the file, {saved} in its metrics"
     for picture in ("curve", "samples", "completions"):
         assert (CHECKPOINTS / f"{name}_{picture}.png").stat().st_size > 1000
