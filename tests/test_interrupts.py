@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import cli, commands
+from npixelcnn import cli, commands, train_command
 from npixelcnn.train import Trainer
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a child process")
@@ -260,7 +260,7 @@ def test_ctrl_c_while_the_finished_run_samples_its_preview_is_not_called_a_secon
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
 
-    monkeypatch.setattr(commands, "sample", sample)
+    monkeypatch.setattr(train_command, "sample", sample)
     status = cli.main(["train", "--steps", "2", "--batch-size", "8", "--evals", "1", "--samples", "2",
                        "--no-progress", "--out", str(out)])
     assert status == 130
