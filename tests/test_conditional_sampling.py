@@ -24,13 +24,13 @@ from functools import partial
 import numpy as np
 import pytest
 from conftest import outputs_pixel_by_pixel, randomize
+from test_plain_cached import SHAPE, mid_row_mask      # a mask whose first hidden pixel is mid-row
 
 import npixelcnn as npc
 from npixelcnn import sampling
 from npixelcnn.sampling import METHODS, CachedPixelCNN, PlainCachedPixelCNN, complete, sample
 
 CLASSES = 3
-SHAPE = (6, 7)
 SAMPLERS = [PlainCachedPixelCNN, CachedPixelCNN]
 
 
@@ -66,15 +66,6 @@ def random_levels(n, seed=0):
 
 def model_input(images):
     return npc.to_model_input(images, 4).astype(np.float64)
-
-
-def mid_row_mask(seed=0):
-    """A boolean mask (H, W), True = visible: the first hidden pixel mid-row, visible pixels after it."""
-    mask = np.random.default_rng(seed).random(SHAPE) < 0.5
-    mask[:2] = True
-    mask[2, :4] = True
-    mask[2, 4] = False
-    return mask
 
 
 # --------------------------------------------------------------------------- same outputs

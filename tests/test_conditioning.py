@@ -20,10 +20,10 @@ from npixelcnn.config import TrainConfig, check_train_config
 from npixelcnn.data_identity import OtherDataError, labels_fingerprint
 from npixelcnn.gated import GatedLayer
 from npixelcnn.gradcheck import check_layer, check_model_and_loss
-from npixelcnn.layers import Layer
 from npixelcnn.train import Trainer
 
 from conftest import GRAD_TOL, randomize
+from test_gated import PairAsArray      # a gated layer seen as array -> array, for check_layer
 
 ROUNDING = 1e-10      # float64 differences below this are rounding, not influence
 
@@ -68,29 +68,6 @@ def test_class_bias_adds_row_y_of_v_at_every_pixel_and_its_backward_is_right(rng
     np.testing.assert_allclose(dv[2], dy[[0, 2]].sum(axis=(0, 1, 2)), rtol=1e-12)
     np.testing.assert_allclose(dv[0], dy[1].sum(axis=(0, 1)), rtol=1e-12)
     assert np.all(dv[[1, 3]] == 0)
-
-
-class PairAsArray(Layer):
-    """A gated layer seen as array -> array, for check_layer: the input and the output
-    pairs (v, h) are the two halves of the channels (as in test_gated.py)."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer, self.params, self.grads = layer, layer.params, layer.grads
-
-    def forward(self, x):
-        if not self.layer.first:
-            c = x.shape[-1] // 2
-            x = (x[..., :c], x[..., c:])
-        return np.concatenate(self.layer.forward(x), axis=-1)
-
-    def backward(self, dy):
-        c = dy.shape[-1] // 2
-        dx = self.layer.backward((dy[..., :c], dy[..., c:]))
-        return dx if self.layer.first else np.concatenate(dx, axis=-1)
-
-    def zero_grad(self):
-        self.layer.zero_grad()
 
 
 @pytest.mark.parametrize("first, dilation", [(True, 1), (False, 1), (False, 2), (True, 2)])
