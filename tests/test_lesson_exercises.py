@@ -195,6 +195,8 @@ def found(values, texts, anchors):
     ([(where, text, prose)]), as the rule for them allows; or None. A sequence is looked for
     written together ("(12, 13)", "12 and 13") and counts wherever it stands; a plain number
     only in prose (markdown and printed outputs), beside a number of the question."""
+    if not all(spellings(v) for v in values):
+        return None        # 0 has no spelling worth looking for (an empty pattern would match anywhere)
     if len(values) > 1:
         look = re.compile(r"\s*(?:,|;|and)\s*".join(pattern(v).pattern for v in values))
         strong = True
