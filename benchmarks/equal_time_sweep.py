@@ -21,6 +21,11 @@ setting of TrainConfig (batch_size, lr, warmup_steps, ema):
     python benchmarks/equal_time_sweep.py --minutes 15 --levels 256 --test-images 10000 \
         pixelcnn:small pixelcnn:small,output=logistic-mixture,components=5,lr=2e-3
 
+A configuration with classes=K (gated only) trains a class-conditional model on MNIST's labels
+and is scored given the true labels, -log p(x | y):
+
+    python benchmarks/equal_time_sweep.py --minutes 30 --test-images 10000 gated:medium-k5 gated:medium-k5,classes=10
+
 Prints one JSON line per configuration.
 """
 
@@ -107,10 +112,15 @@ def main():
             configs.append((spec, parse_config(spec, args.levels)))
         except ValueError as error:
             parser.error(f"{spec}: {error}")
-    train_images = npc.quantize(npc.load_mnist("train", args.data_dir)[0], args.levels)
-    test_images = npc.quantize(npc.load_mnist("test", args.data_dir)[0], args.levels)[:args.test_images]
+    train_images, train_labels = npc.load_mnist("train", args.data_dir)
+    test_images, test_labels = npc.load_mnist("test", args.data_dir)
+    train_images = npc.quantize(train_images, args.levels)
+    test_images, test_labels = npc.quantize(test_images, args.levels)[:args.test_images], test_labels[:args.test_images]
     for spec, config in configs:
-        trainer = Trainer(config, train_images, test_images, parallel=True)     # as the CLI trains
+        conditional = config.model.get("classes") is not None          # then p(x | y), given the labels
+        trainer = Trainer(config, train_images, test_images, parallel=True,     # as the CLI trains
+                          train_labels=train_labels if conditional else None,
+                          test_labels=test_labels if conditional else None)
         config.total_steps, _ = steps_for_minutes(trainer, args.minutes)     # the first estimate
         config.minutes = args.minutes
         trainer.run(progress=False)
