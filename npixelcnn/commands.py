@@ -74,7 +74,7 @@ def labels_to_sample(model, n):
     return None if model.classes is None else np.arange(n) % model.classes
 
 
-def require_labels(model, labels_spec, command):
+def require_labels(model, labels_spec):
     """The classes --labels names, checked against the model: a conditional model needs them."""
     if labels_spec is None:
         if model.classes is not None:
@@ -110,7 +110,7 @@ def run_eval(args):
 def run_sample(args):
     check_sampling_options(args)
     model = load_checkpoint(args.checkpoint).model
-    classes = require_labels(model, args.labels, "sample")
+    classes = require_labels(model, args.labels)
     out = png_path(args.out)
     # With --labels, --n images of each class: a row per class in the figure.
     labels = None if classes is None else np.repeat(classes, args.n)
@@ -142,7 +142,7 @@ def run_complete(args):
         raise UsageError(f"--rows must be 0 or more, got {args.rows}")
     check_data_dir(args.data_dir, "--data-dir")
     model = load_checkpoint(args.checkpoint).model
-    classes = require_labels(model, args.labels, "complete")
+    classes = require_labels(model, args.labels)
     out = png_path(args.out)
     test_images, _ = load_mnist("test", args.data_dir)
     if not 1 <= args.n <= len(test_images):
