@@ -16,6 +16,7 @@ what the model thinks a half-drawn digit could still become is p(y | top r rows)
 import numpy as np
 
 from .autoregressive import check_model
+from .categorical import log_softmax
 from .data import to_model_input
 from .data_parallel import split_per_image
 from .progress import tqdm
@@ -96,9 +97,7 @@ def classify(model, levels_images, prior=None, rows=None, batch_size=50, progres
             raise ValueError(f"classify: prior must be {classes} positive probabilities that sum to 1, "
                              f"got {prior!r}")
         log_prior = np.log(prior)
-    joint = scores + log_prior                              # log p(x, y)
-    top = joint.max(axis=1, keepdims=True)                  # log-sum-exp, shifted: no overflow
-    return joint - (top + np.log(np.exp(joint - top).sum(axis=1, keepdims=True)))
+    return log_softmax(scores + log_prior)      # log p(x, y), normalised over the classes: log p(y | x)
 
 
 def class_prior(labels, classes):

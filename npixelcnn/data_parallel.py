@@ -95,9 +95,7 @@ class DataParallel:
         def run(replica, part):
             fast_ops.set_in_replica(True)
             try:
-                # The labels' part only when there are labels: fn(replica, x, targets) serves
-                # a model without classes (lesson 08 scores with such a function).
-                return fn(replica, x[part], targets[part], *(() if labels is None else (labels[part],)))
+                return fn(replica, x[part], targets[part], *labels_argument(labels, part))
             finally:
                 fast_ops.set_in_replica(False)
 
@@ -110,6 +108,13 @@ class DataParallel:
                 wait(futures)                   # never leave a replica running past this call
             results += [future.result() for future in futures]  # re-raises a worker's exception
         return [(result, weight) for result, (_, weight) in zip(results, shares)]
+
+
+def labels_argument(labels, part=slice(None)):
+    """The labels' part as the last argument of a batch function, or no argument at all when
+    there are no labels: ``fn(model, x, targets)`` serves a model without classes (lesson 08
+    scores with such a function), ``fn(model, x, targets, labels)`` a conditional one."""
+    return () if labels is None else (labels[part],)
 
 
 def _replica(model):
@@ -147,7 +152,7 @@ def split_loss_and_gradients(loss_and_gradients, model, x, targets, labels=None)
     """``loss_and_gradients(model, x, targets[, labels])`` with the batch split over the cores
     (:class:`DataParallel`), or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return loss_and_gradients(model, x, targets, *(() if labels is None else (labels,)))
+        return loss_and_gradients(model, x, targets, *labels_argument(labels))
     return data_parallel_for(model).mean_loss_and_gradients(loss_and_gradients, x, targets, labels)
 
 
@@ -155,7 +160,7 @@ def split_total(score, model, x, targets, labels=None):
     """``score(model, x, targets[, labels])``, a sum over the images of the batch, with the batch
     split over the cores, or run as it is on one core or for a batch of one."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return score(model, x, targets, *(() if labels is None else (labels,)))
+        return score(model, x, targets, *labels_argument(labels))
     return data_parallel_for(model).total(score, x, targets, labels)
 
 
@@ -163,6 +168,6 @@ def split_per_image(score, model, x, targets, labels=None):
     """``score(model, x, targets[, labels])``, an array with one value per image (N, ...), with the
     batch split over the cores and the parts' arrays put back together in the batch's order."""
     if fast_ops.WORKERS <= 1 or len(x) < 2:
-        return score(model, x, targets, *(() if labels is None else (labels,)))
+        return score(model, x, targets, *labels_argument(labels))
     parts = data_parallel_for(model).over_parts(score, x, targets, labels)
     return np.concatenate([part for part, _ in parts])

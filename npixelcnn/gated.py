@@ -160,7 +160,6 @@ class GatedLayer(Module):
         self.v_gate = self.add("v_gate", Gate())
         self.h_gate = self.add("h_gate", Gate())
         self.out = self.add("out", Conv2D(channels, channels, 1, rng=rng, gain=out_gain))
-        self.classes = classes
         self.vertical_class = self.horizontal_class = None          # no condition
         if classes is not None:
             if not last:

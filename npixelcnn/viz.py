@@ -104,7 +104,7 @@ def plot_history(history, path=None, ax=None):
     if train or test:
         ax.legend()
     if path is not None:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        save_figure(fig, path)
     return fig
 
 
@@ -162,8 +162,13 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     ax.tick_params(length=0)
     _name_rows(ax, row_names, n, h)
     if path is not None:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        save_figure(fig, path)
     return fig
+
+
+def save_figure(fig, path):
+    """Write a matplotlib Figure to ``path`` as a PNG at 100 dpi, atomically (npixelcnn.files)."""
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def _name_rows(ax, row_names, n, h):
@@ -201,7 +206,7 @@ def plot_class_grid(images, classes, levels, path=None, scale=3):
     ax.tick_params(length=0)
     _name_rows(ax, list(classes), k, h)
     if path is not None:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        save_figure(fig, path)
     return fig
 
 
@@ -233,7 +238,7 @@ def plot_confusion(matrix, path=None, ax=None):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if path is not None:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        save_figure(fig, path)
     return fig
 
 
