@@ -170,7 +170,18 @@ def spellings(v):
                 found.add(f"{a:.{decimals}f}")
     if 0 < a < 1:
         found |= {f"{a:.1%}", f"{a:.2%}"}
-    return {s for s in found if "e" not in s and s not in ("0", "0.0", "0.000")}
+    return {s for s in found if "e" not in s and telling(s, a)}
+
+
+def telling(spelling, a):
+    """Whether a printed spelling of |v| = a would give it away: not a rounding to zero ("0.00%"
+    of 8e-9), and, unless a is a whole number printed whole, at least two significant digits
+    ("0.1" of 0.100434 or "1" of 0.999865 would match any 0.1 or 1 of the text)."""
+    digits = spelling.rstrip("%").replace(",", "")
+    if float(digits) == 0:
+        return False
+    significant = digits.replace(".", "").lstrip("0")
+    return len(significant) >= 2 or float(a).is_integer() and "." not in digits
 
 
 def pattern(v):
