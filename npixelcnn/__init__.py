@@ -20,6 +20,8 @@ The public API:
 * the operations the layers are made of: :mod:`npixelcnn.ops`, plain NumPy by default
   (``npc.ops.use_fast(True)`` switches to their fast twins, :mod:`npixelcnn.fast_ops`)
 * data: :func:`load_mnist`, :func:`load_fashion_mnist`, :func:`quantize`, :func:`dequantize`, :func:`to_model_input`
+* colour data, (N, H, W, 3) uint8 RGB: :func:`load_coloured_mnist` (MNIST's digits in colour, by a
+  seeded recipe: :func:`coloured_mnist_colours`) and :func:`load_cifar10`
 * training: :class:`Trainer`, :func:`evaluate` (``parallel=True``: the batch split over the cores);
   its settings: :class:`TrainConfig` (``TrainConfig.from_preset``)
 * checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
@@ -33,7 +35,9 @@ from . import distributions, gradcheck, logistic_mixture, ops
 from .autoregressive import ARCHITECTURES, AutoregressiveModel, Preset, build_model
 from .blocks import Residual, ResidualBlock, Sequential
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .cifar10 import CIFAR10DownloadError, load_cifar10
 from .classify import class_log_likelihoods, class_prior, classify, confusion_matrix
+from .coloured_mnist import coloured_mnist_colours, load_coloured_mnist
 from .conditioning import ClassBias
 from .data import (FashionMNISTDownloadError, MNISTDownloadError, dequantize, load_fashion_mnist, load_mnist,
                    quantize, to_model_input)
@@ -64,4 +68,5 @@ __all__ = [
     "save_image_grid", "show_levels", "softmax_cross_entropy", "steps_for_minutes", "to_model_input", "total_nll",
     "WeightAverage", "ClassBias", "class_log_likelihoods", "class_prior", "classify", "confusion_matrix",
     "plot_class_grid", "plot_confusion",
+    "CIFAR10DownloadError", "load_cifar10", "coloured_mnist_colours", "load_coloured_mnist",
 ]

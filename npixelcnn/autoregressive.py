@@ -6,7 +6,8 @@ a model. They rely on this contract only:
 * ``model.levels``: L, the number of intensity levels of a pixel;
 * ``model.output``: the output distribution (:mod:`npixelcnn.distributions`), which turns
   the model's outputs into a loss and its gradient, an NLL, log-probabilities and draws;
-* ``model.in_channels``: the channels of an input image (1 for MNIST);
+* ``model.in_channels``: C, the channels of an input image: 1 for grey MNIST, 3 for colour,
+  whose sub-pixels are generated in the order R, G, B (:mod:`npixelcnn.masks`);
 * ``model.config``: a JSON-able dict such that ``type(model)(**model.config)``
   builds the same architecture (checkpoints store it);
 * ``model.arch``: the architecture's name in checkpoints and the CLI
@@ -17,9 +18,12 @@ a model. They rely on this contract only:
   by L - 1 -> outputs (N, H, W, output.channels): the output distribution's
   parameters at every pixel (the logits (N, H, W, L) of the default softmax),
   where the outputs at pixel p depend only on the pixels before p in raster order;
+  for colour a channel axis, (N, H, W, C, output.channels), and sub-pixel c's outputs
+  depend on the earlier pixels and on the sub-pixels before c of pixel p;
   a conditional model takes the labels too, ``model.forward(x, labels)``, labels (N,);
-* ``model.log_probs(x)`` (``model.log_probs(x, labels)``): -> (N, H, W, L),
-  log p(level | the pixels before) for every level at every pixel;
+* ``model.log_probs(x)`` (``model.log_probs(x, labels)``): -> (N, H, W, L)
+  ((N, H, W, C, L) in colour), log p(level | everything before) for every level of every
+  (sub-)pixel;
 * ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
   ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
 * ``model.pixel_layers()``: the layers in the order the data flows through
@@ -42,7 +46,8 @@ import numpy as np
 from .blocks import Sequential
 from .conditioning import ClassBias, check_labels
 from .distributions import SoftmaxOutput, output_distribution
-from .validation import check_activations, check_finite
+from .masks import channel_groups, check_channel_order
+from .validation import check_activations, check_finite, check_positive_int
 
 # name -> class, filled by every subclass that gives arch="..."; importing the
 # package imports every model module (npixelcnn/__init__.py), so all are here.
@@ -70,7 +75,8 @@ class AutoregressiveModel(Sequential):
     """
 
     arch = None         # the name in checkpoints and the CLI
-    in_channels = 1     # grey images
+    in_channels = 1     # grey images; colour models set C = 3 (choose_channels)
+    channel_order = "ordered"
     levels = None
     classes = None      # K of a class-conditional model; None: no condition
     config = None
@@ -96,7 +102,15 @@ class AutoregressiveModel(Sequential):
         """
         self.check_input(x)
         self.condition(labels, len(x))
-        return super().forward(x)
+        outputs = super().forward(x)                    # (N, H, W, C * output.channels)
+        if self.in_channels == 1:
+            return outputs
+        # The last layer's channels are C groups, sub-pixel c's parameters in group c.
+        return outputs.reshape(outputs.shape[:3] + (self.in_channels, -1))
+
+    def backward(self, doutputs):
+        """doutputs, shaped like the outputs -> dx (N, H, W, in_channels)."""
+        return super().backward(doutputs.reshape(doutputs.shape[:3] + (-1,)))
 
     def condition(self, labels, count):
         """Hand the labels (count,) of the next batch to every :class:`ClassBias` layer.
@@ -122,15 +136,36 @@ class AutoregressiveModel(Sequential):
         self._output = output_distribution(output, levels, components)
         return {} if output == "softmax" else {"output": output, **self.output.settings()}
 
+    def choose_channels(self, in_channels, channel_order):
+        """Set ``in_channels`` (C) and ``channel_order``: "ordered" (sub-pixel c reads the
+        sub-pixels before it at its own pixel) or "independent" (none of them: the baseline
+        whose channels are independent given the earlier pixels).
+
+        Returns the settings to record in ``config``: none for grey images, so the configs
+        (and checkpoints) of grey models are what they were before colour existed.
+        """
+        check_positive_int(in_channels, "in_channels")
+        check_channel_order(channel_order)
+        if in_channels == 1 and channel_order != "ordered":
+            raise ValueError(f"{type(self).__name__}: channel_order orders the channels of a colour "
+                             f"image; a grey model (in_channels=1) has one, got {channel_order!r}")
+        self.in_channels, self.channel_order = in_channels, channel_order
+        return {} if in_channels == 1 else {"in_channels": in_channels, "channel_order": channel_order}
+
+    def channel_groups(self, channels):
+        """The group (sub-pixel) of each of a layer's ``channels`` channels, an int array
+        (channels,), for a colour model; None for a grey one (a single group)."""
+        return None if self.in_channels == 1 else channel_groups(channels, self.in_channels)
+
     @property
     def output(self):
         """The output distribution: the one :meth:`choose_output` set, else the softmax over the levels."""
         return self._output if self._output is not None else SoftmaxOutput(self.levels)
 
     def log_probs(self, x, labels=None):
-        """x: (N, H, W, in_channels) in [0, 1] -> (N, H, W, levels): the log-probability of
-        every level at every pixel, given the pixels before it (and the labels (N,) of a
-        conditional model); exp sums to 1 over the levels."""
+        """x: (N, H, W, in_channels) in [0, 1] -> (N, H, W, levels), (N, H, W, C, levels) in
+        colour: the log-probability of every level of every (sub-)pixel, given everything
+        before it (and the labels (N,) of a conditional model); exp sums to 1 over the levels."""
         return self.output.log_probs(self.forward(x, labels))
 
     def pixel_layers(self):

@@ -3,6 +3,7 @@
 
 from . import ops
 from .layers import Conv2D, MaskedConv2D, Module, ReLU, as_rng
+from .masks import channel_groups
 from .validation import check_positive_int
 
 
@@ -56,19 +57,42 @@ class ResidualBlock(Residual):
         dilation: d of the 3x3 mask-B convolution: its taps d pixels apart, so the
             block reaches d rows further up and d columns further sideways
             (1: the seed's block).
+        groups, channel_order: a colour model's sub-pixels (3: R, G, B) and their order
+            (:func:`ordered_conv`); 1, the default, for grey images.
 
     Parameters: conv1.{W,b}, conv2.{W,b}, conv3.{W,b}.
     """
 
-    def __init__(self, h, rng=None, out_gain=1.0, dilation=1):
+    def __init__(self, h, rng=None, out_gain=1.0, dilation=1, groups=1, channel_order="ordered"):
         super().__init__()
         check_positive_int(h, "h")
         rng = as_rng(rng)
         self.h, self.dilation = h, dilation
+        order = {"groups": groups, "channel_order": channel_order, "rng": rng}
         self.relu1 = self.add("relu1", ReLU())
-        self.conv1 = self.add("conv1", Conv2D(2 * h, h, 1, rng=rng))
+        self.conv1 = self.add("conv1", ordered_conv(2 * h, h, 1, "B", **order))
         self.relu2 = self.add("relu2", ReLU())
-        self.conv2 = self.add("conv2", MaskedConv2D(h, h, 3, "B", rng=rng, dilation=dilation))
+        self.conv2 = self.add("conv2", ordered_conv(h, h, 3, "B", dilation=dilation, **order))
         self.relu3 = self.add("relu3", ReLU())
-        self.conv3 = self.add("conv3", Conv2D(h, 2 * h, 1, rng=rng, gain=out_gain))
+        self.conv3 = self.add("conv3", ordered_conv(h, 2 * h, 1, "B", gain=out_gain, **order))
 
+
+
+def ordered_conv(in_channels, out_channels, kernel_size, mask_type, groups=1, channel_order="ordered", **kwargs):
+    """A causal convolution whose channels are split into ``groups`` ordered groups, the
+    sub-pixels of a colour image (R, G, B: groups=3; see :mod:`npixelcnn.masks`).
+
+    One group (grey) gives the grey models' layers: a 1x1 mask-B convolution reads only its
+    own pixel, which every layer after the first may, so it is a plain :class:`Conv2D`; a
+    k x k one a :class:`MaskedConv2D`. With several groups both are a :class:`MaskedConv2D`
+    whose centre tap reads the earlier groups (mask A) or the earlier and its own (mask B).
+    ``kwargs``: rng, gain, dilation, as for :class:`MaskedConv2D`.
+    """
+    if groups == 1:
+        if kernel_size == 1 and mask_type == "B":
+            kwargs.pop("dilation", None)            # a 1x1 reads one pixel whatever d is
+            return Conv2D(in_channels, out_channels, 1, **kwargs)
+        return MaskedConv2D(in_channels, out_channels, kernel_size, mask_type, **kwargs)
+    return MaskedConv2D(in_channels, out_channels, kernel_size, mask_type,
+                        in_groups=channel_groups(in_channels, groups),
+                        out_groups=channel_groups(out_channels, groups), channel_order=channel_order, **kwargs)

@@ -6,7 +6,8 @@ layer is computed once, at the pixel being generated, keeping what later
 pixels will read. :class:`CachedPixelCNN` computes the same numbers with the
 fast steps of :mod:`npixelcnn.pixel_steps` and :mod:`npixelcnn.gated_steps`,
 and fills the part of a completion that is given in one batched forward pass.
-:mod:`npixelcnn.sampling` drives it pixel by pixel (``method="cached"``); the
+:mod:`npixelcnn.sampling` drives it pixel by pixel (``method="cached"``), and in
+colour sub-pixel by sub-pixel (every layer at a pixel once per sub-pixel); the
 tests hold it equal to the plain sampler and to the naive loop.
 """
 
@@ -16,7 +17,7 @@ from .autoregressive import check_model
 from .conditioning import check_labels
 from .data import to_model_input
 from .pixel_steps import Rows, allow_in_place
-from .steps import FastStep, check_first_step, walk
+from .steps import FastStep, check_first_step, check_pixel_levels, walk
 from .validation import check_image_shape, check_positive_int
 
 # The steps of every layer kind, each registered where it is defined: importing
@@ -31,7 +32,8 @@ class CachedPixelCNN:
     model at that one position, on all B images at once. For the PixelCNN:
 
     * the 7x7 mask-A convolution reads the image at its kept taps (all before
-      (i, j)) and gives the residual stream x (B, 2h);
+      (i, j); in colour also the centre, the sub-pixels of (i, j) stored so far)
+      and gives the residual stream x (B, 2h);
     * each residual block: h = relu(x) @ W1 + b1; relu(h) is stored at (i, j)
       for the 3x3 mask-B convolution, which then reads its kept taps (at or
       before (i, j)); x = x + relu(that) @ W3 + b3;
@@ -63,12 +65,20 @@ class CachedPixelCNN:
       of 214 MB for whole images in the seed architecture), so no step
       stalls on fresh memory pages.
 
+    In colour (C = ``model.in_channels`` sub-pixels, R, G, B) the driver calls
+    :meth:`outputs_at` at (i, j) once per sub-pixel (the first time before anything
+    of (i, j) is stored, then each time after :meth:`set_pixel` has stored one more
+    sub-pixel), and every step computes its output at (i, j) again: C times the work
+    of a grey pixel, whatever the sub-pixel needs.
+
     Args:
-        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` with
-            one input channel, whose first layer does not read the pixel it
-            predicts (mask A). The steps copy its weights: later changes to
-            the model are not seen, except by :meth:`prefill`, which runs the
-            model's own layers.
+        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` whose
+            first layer does not read what it predicts: a grey model's not its
+            own pixel (mask A), a colour model's not the sub-pixels of its own
+            pixel from the one it predicts on
+            (:func:`~npixelcnn.steps.check_first_step`). The steps copy its
+            weights: later changes to the model are not seen, except by
+            :meth:`prefill`, which runs the model's own layers.
         batch: B, the number of images generated together.
         shape: (H, W).
         labels: (B,) ints in [0, model.classes), the class of each image, for a
@@ -78,10 +88,11 @@ class CachedPixelCNN:
     Attributes:
         steps: one step per entry of ``model.pixel_layers()``.
         labels: (B,) np.intp, or None for a model without classes.
+        channels: C, the sub-pixels of a pixel (``model.in_channels``).
         inputs: what the steps keep of their inputs (rings without their
             padding); for a causal convolution (p + 1, W, B, C_in), image
             row r in slot r % (p + 1). ``inputs[0]`` holds the image
-            (level / (L - 1)).
+            (level / (L - 1)), C_in = C.
     """
 
     def __init__(self, model, batch, shape, labels=None):
@@ -90,9 +101,7 @@ class CachedPixelCNN:
         self.shape = check_image_shape(shape)
         self.labels = check_labels(labels, model.classes, batch, "CachedPixelCNN")
         self.model, self.batch, self.levels, self.dtype = model, batch, model.levels, model.dtype
-        if model.in_channels != 1:
-            raise ValueError(f"CachedPixelCNN draws one value per pixel; {type(model).__name__} has "
-                             f"{model.in_channels} input channels")
+        self.channels = model.in_channels
         rows = Rows(batch, self.dtype)
         self.steps = [FastStep.for_layer(layer, self.shape, rows) for layer in model.pixel_layers()]
         allow_in_place(self.steps)
@@ -107,18 +116,22 @@ class CachedPixelCNN:
         self._values = to_model_input(every_level, model.levels).reshape(-1).astype(self.dtype)
 
     def set_pixel(self, i, j, levels):
-        """Write the levels (B,) of pixel (i, j) into the image that the first layer reads."""
-        self.first.store_pixel(i, j, self._values[levels])
+        """Write the levels (B, C) of pixel (i, j) (grey: (B,) or (B, 1)) into the image that
+        the first layer reads: in colour, the sub-pixels drawn so far (the others are not read)."""
+        values = self._values[check_pixel_levels(levels, self.batch, self.channels, "CachedPixelCNN")]
+        self.first.store_pixel(i, j, values.reshape(self.batch, self.channels))
 
     def outputs_at(self, i, j):
-        """The model's outputs (B, C_out) at pixel (i, j): the logits (B, L) of a softmax output.
+        """The model's outputs (B, C * P) at pixel (i, j), P = ``model.output.channels``:
+        the logits (B, L) of a grey softmax model; sub-pixel c's P numbers at [c*P:(c+1)*P].
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         every pixel before it to have been computed (:meth:`outputs_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
-        (``model.forward(x, labels)``) up to float rounding. Stores the layers' inputs
-        at (i, j) that later pixels read. The array returned is a view of a buffer
-        that the next call overwrites.
+        (``model.forward(x, labels)``) up to float rounding; in colour, sub-pixel c's
+        part does once the sub-pixels of (i, j) before c are set. Stores the layers'
+        inputs at (i, j) that later pixels read (again at each call at (i, j)). The
+        array returned is a view of a buffer that the next call overwrites.
         """
         x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:
@@ -137,13 +150,13 @@ class CachedPixelCNN:
         (``model.condition``): its class biases read them.
 
         Args:
-            images: (B, H, W) integer levels, final before ``upto``.
+            images: (B, H, W) grey or (B, H, W, C) integer levels, final before ``upto``.
             upto: raster index in [0, H*W].
         """
         if upto <= 0:
             return
         rows = min(upto // self.shape[1] + 1, self.shape[0])    # the rows before upto, and its own
-        x = self._values[images[:, :rows]][..., None]             # (B, rows, W, 1)
+        x = self._values[images[:, :rows]].reshape(self.batch, rows, self.shape[1], self.channels)
         was_training = self.model.training
         self.model.eval()                                         # no caches for a backward pass
         self.model.condition(self.labels, self.batch)            # step.full runs the layers' forward

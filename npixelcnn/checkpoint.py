@@ -344,9 +344,13 @@ def _check_masks(path, model):
     for name, layer in model.named_leaves():
         if not isinstance(layer, Conv2D):
             continue
-        hidden = np.ones(layer.params["W"].shape[:2], dtype=bool)
+        W = layer.params["W"]
+        hidden = np.ones(W.shape[:2], dtype=bool)
         hidden[layer.taps[:, 0], layer.taps[:, 1]] = False
-        if np.any(layer.params["W"][hidden] != 0):
+        centre = layer.kernel_size // 2
+        # A colour layer's centre tap keeps only the weights its channel rule allows.
+        hidden_at_centre = np.zeros(W.shape[2:], bool) if layer.centre_mask is None else ~layer.centre_mask
+        if np.any(W[hidden] != 0) or np.any(W[centre, centre][hidden_at_centre] != 0):
             mask = f"mask {layer.mask_type}" if hasattr(layer, "mask_type") else "its taps"
             raise CheckpointError(
                 f"{path}: {name}.W has nonzero weights where {mask} hides "

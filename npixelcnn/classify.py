@@ -28,7 +28,7 @@ def class_log_likelihoods(model, levels_images, rows=None, batch_size=50, progre
 
     Args:
         model: a class-conditional model (``model.classes`` = K).
-        levels_images: (N, H, W) integer levels in [0, model.levels).
+        levels_images: (N, H, W) integer levels in [0, model.levels) ((N, H, W, C) in colour).
         rows: score only the top ``rows`` rows, log p(top rows | y) (None: the whole image).
         batch_size: images per forward pass; each batch runs once per class.
         progress: a progress bar over the batches.
@@ -42,7 +42,8 @@ def class_log_likelihoods(model, levels_images, rows=None, batch_size=50, progre
         raise ValueError(f"class_log_likelihoods: {type(model).__name__} has no classes; Bayes' rule needs a "
                          f"class-conditional model (built with classes=K)")
     check_positive_int(batch_size, "batch_size")
-    levels_images = check_level_images(np.asarray(levels_images), model.levels, "class_log_likelihoods")
+    levels_images = check_level_images(np.asarray(levels_images), model.levels, "class_log_likelihoods",
+                                       channels=model.in_channels)
     height = levels_images.shape[1]
     if rows is None:
         rows = height
@@ -52,7 +53,7 @@ def class_log_likelihoods(model, levels_images, rows=None, batch_size=50, progre
     def score(replica, x, targets, labels):
         """-(the NLL of each image's top rows): (n,)."""
         nll = replica.output.pixel_nll(replica.forward(x, labels)[:, :rows], targets[:, :rows])
-        return -nll.sum(axis=(1, 2))
+        return -nll.reshape(len(nll), -1).sum(axis=1)        # over the pixels (and sub-pixels in colour)
 
     was_training = model.training
     model.eval()

@@ -379,17 +379,19 @@ def to_model_input(levels_images, levels):
     """Integer levels -> the model's float input, level / (levels - 1) in [0, 1].
 
     Args:
-        levels_images: (N, H, W) integer array, values in [0, levels - 1].
+        levels_images: (N, H, W) grey or (N, H, W, C) colour integer levels in [0, levels - 1].
         levels: int in [2, 256].
 
     Returns:
-        (N, H, W, 1) float32, NHWC with one channel.
+        (N, H, W, 1) float32 for grey images, (N, H, W, C) for colour: NHWC.
     """
     check_levels(levels)
     _check_integer_array(levels_images, levels - 1, "levels_images", "to_model_input")
-    if levels_images.ndim != 3:
-        raise ValueError(f"to_model_input: expected (N, H, W) levels, got shape {levels_images.shape}")
-    return (levels_images.astype(np.float32) / np.float32(levels - 1))[..., None]
+    if not (levels_images.ndim == 3 or levels_images.ndim == 4 and levels_images.shape[-1] > 1):
+        raise ValueError(f"to_model_input: expected (N, H, W) grey or (N, H, W, C) colour levels (C > 1), "
+                         f"got shape {levels_images.shape}")
+    x = levels_images.astype(np.float32) / np.float32(levels - 1)
+    return x[..., None] if x.ndim == 3 else x
 
 
 def _check_integer_array(x, maximum, name, where):

@@ -22,11 +22,15 @@ class OtherDataError(ValueError):
 
 
 def fingerprint(levels_images):
-    """{"images": N, "height": H, "width": W, "sha256": hex digest} of (N, H, W) integer levels."""
+    """{"images": N, "height": H, "width": W, "sha256": hex digest} of (N, H, W) integer levels;
+    of (N, H, W, C) colour levels with "channels": C as well (grey records stay as they were)."""
     levels_images = np.asarray(levels_images)
-    n, height, width = levels_images.shape
+    n, height, width = levels_images.shape[:3]
     digest = hashlib.sha256(np.ascontiguousarray(levels_images, dtype=np.uint8)).hexdigest()
-    return {"images": int(n), "height": int(height), "width": int(width), "sha256": digest}
+    record = {"images": int(n), "height": int(height), "width": int(width), "sha256": digest}
+    if levels_images.ndim == 4:
+        record["channels"] = int(levels_images.shape[3])
+    return record
 
 
 def data_record(train_images, test_images, train_labels=None, test_labels=None):
@@ -83,6 +87,8 @@ def check_data_record(record, path):
                          f"conditional run, 'train_labels' and 'test_labels'), got {record!r}")
     for split, entry in record.items():
         keys = labels_keys if split.endswith("_labels") else images_keys
+        if isinstance(entry, dict) and "channels" in entry and not split.endswith("_labels"):
+            keys = {**keys, "channels": int}                 # colour images
         if (not isinstance(entry, dict) or set(entry) != set(keys)
                 or not all(type(entry[key]) is kind for key, kind in keys.items())):
             raise ValueError(f"{path}: its data record for {split!r} must give {sorted(keys)}, got {entry!r}")

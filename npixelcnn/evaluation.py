@@ -19,7 +19,8 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
 
     Args:
         model: a :class:`PixelCNN`, or any model of :mod:`npixelcnn.autoregressive`.
-        levels_images: (N, H, W) integer levels in [0, model.levels).
+        levels_images: (N, H, W) integer levels in [0, model.levels); (N, H, W, C) for a colour
+            model, whose NLL is then per sub-pixel (bits/dim over all C x H x W).
         labels: (N,) the images' classes, for a class-conditional model (and only for one):
             the result is then the NLL of p(x | y), each image given its label.
         batch_size: images per forward pass. Small batches keep the activations
@@ -37,7 +38,7 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
     if len(levels_images) == 0:       # the mean of nothing: say so, rather than divide by zero
         raise ValueError("evaluate: no images to evaluate (got an empty array)")
     check_model(model, "evaluate expects")
-    levels_images = check_level_images(levels_images, model.levels, "evaluate")
+    levels_images = check_level_images(levels_images, model.levels, "evaluate", channels=model.in_channels)
     labels = check_labels(labels, model.classes, len(levels_images), "evaluate")
     was_training = model.training
     model.eval()
@@ -58,6 +59,6 @@ def evaluate(model, levels_images, batch_size=50, progress=False, parallel=False
 
 
 def _batch_nll(model, x, levels_batch, labels=None):
-    """The total NLL in nats of a batch: x (N, H, W, 1) model input, levels_batch (N, H, W),
-    labels (N,) or None."""
+    """The total NLL in nats of a batch: x (N, H, W, C) model input, levels_batch (N, H, W)
+    ((N, H, W, C) in colour), labels (N,) or None."""
     return model.output.total_nll(model.forward(x, labels), levels_batch)

@@ -10,8 +10,8 @@ every layer into two stacks that together see every earlier pixel:
   rows <= i, right of the pixel too, so it reaches the horizontal stack only
   **shifted down by one row**: through it, a pixel sees the rows above it;
 * the **horizontal stack** convolves the current row, the k//2 + 1 pixels up
-  to the current one (without it in the first layer): it sees the pixels to
-  the left. It adds the shifted vertical features through a 1x1 link.
+  to the current one (without it in the first layer of a grey model): it sees
+  the pixels to the left. It adds the shifted vertical features through a 1x1 link.
 
 Both stacks use the **gated activation** tanh(a) * sigmoid(b) over the two
 halves of their channels, and the horizontal stack ends in a 1x1 convolution
@@ -21,6 +21,21 @@ Data flows from layer to layer as a pair (v, h).
 A model with ``classes=K`` models p(x | y): every layer adds a learned bias per
 class to both stacks' pre-activations, inside both halves of their gates
 (the paper's equation 4; :class:`~npixelcnn.conditioning.ClassBias`).
+
+**Colour** (the channel masks of "Pixel Recurrent Neural Networks", section 3.4, put
+where the Gated PixelCNN needs them, in the horizontal stack): a pixel is three
+sub-pixels, R, then G, then B, and every channel of a layer belongs to one of them
+(:mod:`npixelcnn.masks`). The vertical stack and the link carry only the rows
+above, which every sub-pixel may read: they are the same as for grey images. The
+horizontal stack's row convolution keeps its centre tap in every layer, the first
+included, under a channel rule: in the first layer (mask A) an output of group g
+reads the image's sub-pixels g' < g at its own pixel (R none, G the R, B the R and
+G), after it (mask B) g' <= g. Its 2C outputs are the gate's two halves, a and b,
+cut into the same groups, so that a_f and b_f, and the gate's output f, belong to
+one sub-pixel; the horizontal 1x1 ``out`` and the head's 1x1s keep the groups too
+(mask B). ``channel_order="independent"`` is the baseline without connections
+between a pixel's sub-pixels: g' == g under mask B, and no centre at all in the
+first layer.
 
 A layer may be **dilated** (as in the Gated PixelCNN of the UvA deep learning
 tutorials): both stacks keep their taps, d pixels apart (:mod:`npixelcnn.masks`).
@@ -36,9 +51,10 @@ import numpy as np
 
 from . import ops
 from .autoregressive import AutoregressiveModel, Preset
+from .blocks import ordered_conv
 from .conditioning import ClassBias
 from .layers import Conv2D, Layer, Module, ReLU, as_rng
-from .masks import check_dilation, check_kernel_size
+from .masks import channel_groups, channel_mask, check_channel_order, check_dilation, check_kernel_size
 from .validation import check_dilations, check_gradient, check_levels, check_positive_int
 
 _NO_CACHE = "{}.backward called before forward in training mode"
@@ -55,6 +71,50 @@ def horizontal_taps(kernel_size, include_centre):
     (the centre itself only when ``include_centre``: every layer but the first)."""
     p = kernel_size // 2
     return [(p, c) for c in range(p + 1 if include_centre else p)]
+
+
+def gate_groups(channels, groups):
+    """The group (sub-pixel) of each of the 2C channels that a gate splits into its halves
+    a and b: channel f of each half in the group of the gate's output channel f.
+
+    Returns:
+        int array (2C,): ``channel_groups(C, groups)`` twice.
+    """
+    return np.concatenate([channel_groups(channels, groups)] * 2)
+
+
+def horizontal_conv(in_channels, channels, kernel_size, first, rng=None, dilation=1, groups=1,
+                    channel_order="ordered"):
+    """The horizontal stack's row convolution, C_in -> 2C (the gate's two halves).
+
+    It reads the current row up to the pixel. Grey (one group): the centre tap in
+    every layer but the first (mask B after it, mask A in it). Colour (``groups``
+    sub-pixels): the centre tap in every layer, its weights kept by
+    :func:`~npixelcnn.masks.channel_mask` (mask A in the first layer, B after), unless
+    that keeps none of them (the first layer of the "independent" order), when the
+    tap is dropped as for grey.
+
+    Returns:
+        a :class:`~npixelcnn.layers.Conv2D` with the attributes of a
+        :class:`~npixelcnn.layers.MaskedConv2D` that say what it reads of its own pixel:
+        ``mask_type`` ("A" first, else "B"), ``channel_order``, ``in_groups`` (C_in,) and
+        ``out_groups`` (2C,) (None for grey), and ``centre_mask`` (C_in, 2C) (None where
+        the taps say it all).
+    """
+    mask_type = "A" if first else "B"
+    in_groups = out_groups = centre_mask = None
+    include_centre = not first
+    if groups > 1:
+        in_groups, out_groups = channel_groups(in_channels, groups), gate_groups(channels, groups)
+        centre_mask = channel_mask(in_groups, out_groups, mask_type, channel_order)
+        include_centre = bool(centre_mask.any())
+        if not include_centre:
+            centre_mask = None                          # no weight at the centre: no centre tap
+    conv = Conv2D(in_channels, 2 * channels, kernel_size, rng=rng, taps=horizontal_taps(kernel_size, include_centre),
+                  dilation=dilation, centre_mask=centre_mask)
+    conv.mask_type, conv.channel_order = mask_type, channel_order
+    conv.in_groups, conv.out_groups = in_groups, out_groups
+    return conv
 
 
 def tanh_and_sigmoid(z):
@@ -121,11 +181,12 @@ class GatedLayer(Module):
     which V_h already is, but for row 0, where the shift brings zeros.)
 
     Args:
-        in_channels: C_in of both inputs (1 in the first layer, the image).
+        in_channels: C_in of both inputs (in the first layer the image's channels: 1, or 3 in colour).
         channels: C, the width of both stacks.
         kernel_size: odd k >= 3 (the vertical window is (k//2 + 1) x k).
         first: the first layer: its input is the image x, given as an array
-            (v = h = x), its horizontal stack does not see the current pixel,
+            (v = h = x), its horizontal stack does not see the current pixel
+            (in colour: only the sub-pixels before each output's own, mask A),
             and it has no residual connection.
         rng: seed or np.random.Generator.
         out_gain: init gain of the horizontal 1x1 output (the residual branch).
@@ -133,15 +194,25 @@ class GatedLayer(Module):
         classes: K, to add a learned bias per class to both stacks (None: no condition).
         last: the model's last layer, whose vertical output v' nothing reads: its vertical
             gate gets no class bias (it could not change the model's outputs).
+        groups: the sub-pixels of a colour model (3: R, G, B), each channel of h, h' and of
+            the gates in one of them (:func:`horizontal_conv`, :func:`gate_groups`); 1, the
+            default, for grey images.
+        channel_order: "ordered" or "independent" (:mod:`npixelcnn.masks`), for colour.
 
     Parameters: vertical, horizontal, link, out (each W, b); with classes also
     horizontal_class.V and (not in the last layer) vertical_class.V, each (K, 2C).
+    In colour, horizontal.W and out.W are zero at the centre weights the channel rule hides.
+
+    Attributes: mask_type, centre_mask, in_groups, out_groups: the horizontal stack's
+    (:func:`horizontal_conv`), what the layer reads of its own pixel.
     """
 
     def __init__(self, in_channels, channels, kernel_size=3, first=False, rng=None, out_gain=1.0,
-                 dilation=1, classes=None, last=False):
+                 dilation=1, classes=None, last=False, groups=1, channel_order="ordered"):
         super().__init__()
         check_positive_int(channels, "channels")
+        check_positive_int(groups, "groups")
+        check_channel_order(channel_order)
         if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"GatedLayer: kernel_size must be an odd int >= 3, got {kernel_size!r}")
         check_kernel_size(kernel_size)          # (and not wider than MAX_KERNEL_SIZE)
@@ -153,13 +224,21 @@ class GatedLayer(Module):
         k, c2 = kernel_size, 2 * channels
         self.vertical = self.add("vertical", Conv2D(in_channels, c2, k, rng=rng, taps=vertical_taps(k),
                                                     dilation=dilation))
-        self.horizontal = self.add("horizontal", Conv2D(
-            in_channels, c2, k, rng=rng, taps=horizontal_taps(k, include_centre=not first), dilation=dilation))
+        self.horizontal = self.add("horizontal", horizontal_conv(in_channels, channels, k, first, rng=rng,
+                                                                 dilation=dilation, groups=groups,
+                                                                 channel_order=channel_order))
         self.shift = self.add("shift", ShiftDown())
-        self.link = self.add("link", Conv2D(c2, c2, 1, rng=rng))
+        self.link = self.add("link", Conv2D(c2, c2, 1, rng=rng))     # rows above only: every sub-pixel's
         self.v_gate = self.add("v_gate", Gate())
         self.h_gate = self.add("h_gate", Gate())
-        self.out = self.add("out", Conv2D(channels, channels, 1, rng=rng, gain=out_gain))
+        self.out = self.add("out", ordered_conv(channels, channels, 1, "B", groups=groups,
+                                                channel_order=channel_order, rng=rng, gain=out_gain))
+        # The layer reads its own pixel only through the horizontal stack's centre tap (the
+        # vertical stack reaches h a row down): its rule is the layer's, as the samplers'
+        # first-layer check reads it (steps.reads_only_earlier_sub_pixels).
+        h = self.horizontal
+        self.mask_type, self.centre_mask, self.in_groups, self.out_groups = (h.mask_type, h.centre_mask,
+                                                                             h.in_groups, h.out_groups)
         self.vertical_class = self.horizontal_class = None          # no condition
         if classes is not None:
             if not last:
@@ -224,6 +303,12 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
         classes: None (a model of p(x)), or K >= 2: a model of p(x | y), y in [0, K),
             with a bias per class in every gate (:mod:`npixelcnn.conditioning`); its
             ``forward(x, labels)`` takes the labels (N,).
+        in_channels: C_img, the channels of an image: 1 (grey, the default) or 3 (colour, R, G, B).
+        channel_order: for colour, "ordered" (the default: sub-pixel G reads R at its own
+            pixel, B reads R and G) or "independent" (neither). The horizontal stack carries
+            the order (:class:`GatedLayer`): its channels, and the head's, are split into
+            C_img groups, one per sub-pixel, and the output layer's group c holds sub-pixel c's
+            output.channels numbers; channels and head must be >= C_img.
         seed: int or None.
 
     With k = 3 the receptive field grows by one row up and one column either
@@ -232,7 +317,8 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
     scaled by 1/sqrt(layers), the output layer by 0.1.
 
     Shapes: x (N, H, W, 1) in [0, 1] -> outputs (N, H, W, output.channels): the logits
-    (N, H, W, levels) of the default softmax.
+    (N, H, W, levels) of the default softmax. In colour, x (N, H, W, 3) -> (N, H, W, 3,
+    output.channels).
     """
 
     # "small" won a 3-minute equal-time sweep of four gated configurations. "medium": 10 layers
@@ -259,14 +345,20 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
     renamed_settings = {"hidden": "channels"}       # version-1 checkpoints called C "hidden"
 
     def __init__(self, levels=4, channels=32, layers=8, kernel_size=3, head=64, output="softmax",
-                 components=None, dilations=None, classes=None, seed=None):
+                 components=None, dilations=None, classes=None, in_channels=1, channel_order="ordered", seed=None):
         super().__init__()
         check_levels(levels)
         check_positive_int(channels, "channels")
         check_positive_int(layers, "layers")
         check_positive_int(head, "head")
         self.config = {"levels": levels, "channels": channels, "layers": layers,
-                       "kernel_size": kernel_size, "head": head, **self.choose_output(levels, output, components)}
+                       "kernel_size": kernel_size, "head": head, **self.choose_output(levels, output, components),
+                       **self.choose_channels(in_channels, channel_order)}
+        for name, width in (("channels", channels), ("head", head)):
+            if width < in_channels:
+                raise ValueError(f"GatedPixelCNN: a colour model splits its {name} into {in_channels} groups, "
+                                 f"one per sub-pixel (in_channels={in_channels}): {name} must be >= "
+                                 f"{in_channels}, got {width}")
         if dilations is not None:           # recorded only when given: other configs stay as they were
             dilations = self.config["dilations"] = check_dilations(dilations, layers, "gated layer")
         self.classes = self.check_classes(classes)
@@ -274,13 +366,14 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
             self.config["classes"] = self.classes
         rng = np.random.default_rng(seed)
         gain = 1.0 / np.sqrt(layers)
+        order = {"groups": in_channels, "channel_order": channel_order}     # one group per sub-pixel
         for i in range(layers):
-            self.add(f"layers.{i}", GatedLayer(1 if i == 0 else channels, channels, kernel_size,
+            self.add(f"layers.{i}", GatedLayer(in_channels if i == 0 else channels, channels, kernel_size,
                                                first=i == 0, rng=rng, out_gain=1.0 if i == 0 else gain,
                                                dilation=1 if dilations is None else dilations[i],
-                                               classes=self.classes, last=i == layers - 1))
+                                               classes=self.classes, last=i == layers - 1, **order))
         self.add("take_h", TakeHorizontal())
         self.add("head_relu1", ReLU())
-        self.add("head1", Conv2D(channels, head, 1, rng=rng))
+        self.add("head1", ordered_conv(channels, head, 1, "B", rng=rng, **order))
         self.add("head_relu2", ReLU())
-        self.add("out", Conv2D(head, self.output.channels, 1, rng=rng, gain=0.1))
+        self.add("out", ordered_conv(head, in_channels * self.output.channels, 1, "B", rng=rng, gain=0.1, **order))

@@ -21,9 +21,22 @@ pixel (``condition``). Its two stacks are cached differently:
 * the **horizontal stack** reads the current row up to the pixel: it is
   computed pixel by pixel, like a causal convolution.
 
+In colour (gated.py) only the horizontal stack carries the channel order: its
+centre tap, kept in every layer, reads the sub-pixels of (i, j) that its
+channel rule allows (the zeros of the centre mask are in ``kept_weights()``).
+The sampler computes a pixel once per sub-pixel, each time after storing one
+more of them (:mod:`npixelcnn.steps`): the horizontal stack at (i, j) is simply
+computed again. The vertical stack reads no sub-pixel of row i, so its row
+i - 1 is the same at every visit of (i, 0): the plain step computes it again,
+the fast one only at the first visit.
+
 The plain step keeps both stacks' whole input images; the fast one keeps only
 what is still read: the vertical input's last p + 1 rows in a ring, the
-horizontal input's current row. Both read the taps where they sit in the
+horizontal input's current row. (The first layer's image reaches it pixel by
+pixel, through ``store_pixel``, and a sampler may store the first pixel of row i
+before it computes it, over row i - 1 - p of the ring: so the fast first layer
+copies each image row, once complete, into a ring of its own for the vertical
+stack.) Both read the taps where they sit in the
 stacks' window, 2p + 1 wide: p = k//2, or (k//2) * d for a layer dilated by d
 (``layer.vertical.window``, ``window_taps``; :mod:`npixelcnn.masks`).
 
@@ -42,7 +55,7 @@ import numpy as np
 from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
 from .pixel_steps import weights_and_bias
 from .plain_steps import gather_taps, padded_image, without_padding
-from .steps import FastStep, PlainStep
+from .steps import FastStep, PlainStep, check_causal_taps
 
 
 def gate(z):
@@ -66,7 +79,9 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
         self.window, self.batch, self.width = layer.vertical.window, batch, shape[1]
         self.p = self.window // 2
         c_in = layer.vertical.in_channels
-        self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
+        # Through the horizontal stack's centre tap: not in a grey first layer (mask A), but
+        # in a colour one (its channel rule then reads only earlier sub-pixels: steps.check_first_step).
+        self.reads_own_pixel = check_causal_taps(layer.horizontal, self.sampler)
         self.v_image = padded_image(batch, shape, self.window, c_in, dtype)     # the vertical stack's input
         self.h_image = padded_image(batch, shape, self.window, c_in, dtype)     # the horizontal stack's input
         self.inputs = [without_padding(self.v_image, self.window), without_padding(self.h_image, self.window)]
@@ -88,9 +103,9 @@ class GatedLayerStep(PlainStep, layer=GatedLayer):
             self.h_class = self.layer.horizontal_class.params["V"][labels]
 
     def store_pixel(self, i, j, values):
-        """The first layer: the image's values (B,) at (i, j), read by both stacks."""
-        self.v_image[:, i + self.p, j + self.p, 0] = values
-        self.h_image[:, i + self.p, j + self.p, 0] = values
+        """The first layer: the image's values (B, C_in) at (i, j), its sub-pixels, read by both stacks."""
+        self.v_image[:, i + self.p, j + self.p] = values
+        self.h_image[:, i + self.p, j + self.p] = values
 
     def compute(self, i, j):
         """The first layer at (i, j), from the image before (i, j): (v_row, h') (no residual)."""
@@ -144,13 +159,20 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
         self.first = layer.first
-        self.reads_own_pixel = not layer.first          # the first layer's horizontal stack: mask A
+        self.reads_own_pixel = check_causal_taps(layer.horizontal, self.sampler)    # as GatedLayerStep's
         width = shape[1]
         batch, dtype = rows.batch, rows.dtype
         self.pad = p = layer.vertical.window // 2                    # k//2, or (k//2) * d dilated
         c_in, c = layer.vertical.in_channels, layer.channels
         # Vertical: the last p + 1 input rows, zero-padded by p columns either side.
         self.v_ring = np.zeros((p + 1, width + 2 * p, batch, c_in), dtype)
+        # The rows the vertical stack reads: that ring, where the layer before writes whole
+        # rows. The first layer's ring is where store_pixel writes the image, pixel by pixel,
+        # and a sampler may store (i, 0) before it computes (i, 0) (a given pixel of a
+        # completion), over row i - 1 - p, which the vertical row i - 1 still reads. So the
+        # first layer's vertical stack reads a ring of its own, v_rows, into which each image
+        # row is copied, complete, at the first pixel of the next row (compute).
+        self.v_rows = np.zeros_like(self.v_ring) if layer.first else self.v_ring
         self.v_weights = weights_and_bias(layer.vertical)            # (T_v*C_in + 1, 2C)
         self.v_taps = layer.vertical.window_taps                     # (row, col) in the 2p + 1 window
         # The horizontal gate at one pixel in three NumPy calls (tanh, add, multiply)
@@ -187,7 +209,13 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.out[:-1] *= 0.5
         self.y = rows.get("gated h out", c + 1)
         self.inputs = [self.v_ring[:, p:p + width], self.h_row[p:]]
+        if layer.first:
+            self.inputs.append(self.v_rows[:, p:p + width])
         self.v_row_ready = False                    # v_out holds a row the next layer has not had
+        # The row _vertical_row last computed (None: none yet). A colour pixel comes back once
+        # per sub-pixel, and its vertical row i - 1 is the same at every visit of (i, 0): it
+        # is computed at the first and kept.
+        self.v_row_done = None
 
     def condition(self, labels):
         """labels (B,): fold each image's class biases into what the steps add anyway.
@@ -206,13 +234,16 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
     # --------------------------------------------------------------- the first layer's input
 
     def store_pixel(self, i, j, values):
-        """The image's values (B,) at (i, j), read by both stacks of the first layer."""
-        self.v_ring[i % (self.pad + 1), self.pad + j, :, 0] = values
-        self.h_row[self.pad + j, :, 0] = values
+        """The image's values (B, C_in) at (i, j), its sub-pixels, read by both stacks of the first layer."""
+        self.v_ring[i % (self.pad + 1), self.pad + j] = values
+        self.h_row[self.pad + j] = values
 
     def compute(self, i, j):
         """The first layer at (i, j), from the image before (i, j)."""
-        if j == 0:
+        if j == 0 and self.v_row_done != i - 1:
+            if i > 0:                               # image row i - 1 is complete: the vertical stack's
+                slot = (i - 1) % (self.pad + 1)
+                self.v_rows[slot] = self.v_ring[slot]
             self._vertical_row(i - 1)
         return self._horizontal(i, j, None)
 
@@ -220,9 +251,9 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
 
     def at(self, x, i, j):
         v_row, h = x
-        if v_row is not None:                       # j == 0: the previous layer's row i - 1
-            self.v_ring[(i - 1) % (self.pad + 1), self.pad:self.pad + v_row.shape[0]] = v_row
-        if j == 0:
+        if j == 0 and self.v_row_done != i - 1:
+            if v_row is not None:                   # the previous layer's row i - 1
+                self.v_ring[(i - 1) % (self.pad + 1), self.pad:self.pad + v_row.shape[0]] = v_row
             self._vertical_row(i - 1)
         self.h_row[self.pad + j] = h[:, :-1]
         return self._horizontal(i, j, h)
@@ -230,6 +261,7 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
     def _vertical_row(self, r):
         """The vertical stack on row r (all columns): its gated output for the next
         layer and the link that the horizontal stack adds on row r + 1."""
+        self.v_row_done = r
         if r < 0:                                   # above the image: the shifted input is zero,
             self.link_row[...] = self.link_bias     # its link the bias (with classes, + V_h[y])
             self.v_out[...] = 0
@@ -240,7 +272,7 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         for t, (tr, tc) in enumerate(self.v_taps):
             row = r + tr - self.pad
             if row >= 0:
-                cols[:, :, t] = self.v_ring[row % (self.pad + 1), tc:tc + width]
+                cols[:, :, t] = self.v_rows[row % (self.pad + 1), tc:tc + width]
             else:
                 cols[:, :, t] = 0                   # above the image: zero padding
         np.matmul(cols.reshape(v_pre.shape[0], v_pre.shape[1], -1), self.v_weights[:-1], out=v_pre)
@@ -283,11 +315,14 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         width = self.h_row.shape[0] - self.pad
         r, c = divmod(upto, width)
         p = self.pad
+        self.v_row_done = None                      # new rows: the vertical row r - 1 is not computed
         for row in range(max(0, r - 1 - p), r):     # the input rows the vertical row r - 1 reads
-            self.v_ring[row % (p + 1), p:p + width] = v[:, row].transpose(1, 0, 2)
+            self.v_rows[row % (p + 1), p:p + width] = v[:, row].transpose(1, 0, 2)
+        if self.first and r > 0 and c == 0:         # compute(r, 0) copies row r - 1 from store_pixel's ring
+            self.v_ring[(r - 1) % (p + 1), p:p + width] = v[:, r - 1].transpose(1, 0, 2)
         if c > 0:                                   # (r, 0) is past: its row work is done here
             self._vertical_row(r - 1)
-            if self.first:                          # row r's given pixels, now that r - 1 - p is read
+            if self.first:                          # row r's given pixels, in store_pixel's ring
                 self.v_ring[r % (p + 1), p:p + c] = v[:, r, :c].transpose(1, 0, 2)
             self.h_row[p:p + c] = h[:, r, :c].transpose(1, 0, 2)
         return self.layer.forward(x)

@@ -30,7 +30,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import ops
-from .masks import check_dilation, check_kernel_size, check_mask_type, dilated_window, kept_taps
+from .masks import (channel_taps, check_channel_order, check_dilation, check_kernel_size,
+                    check_layer_groups, dilated_window, kept_taps)
 from .validation import check_activations, check_gradient, check_positive_int
 
 
@@ -202,15 +203,18 @@ def parameter_limit(limit):
         _parameter_budget.reset(token)
 
 
-def _claim_parameters(count, layer):
-    """Count ``count`` parameters of ``layer`` (a description) against the limit, if one is set."""
+def _claim_parameters(layer, in_channels, out_channels, k, claim=True):
+    """Count the k*k*C_in*C_out + C_out parameters of a convolution (``layer``: its class name)
+    against the limit, if one is set (``claim=False``: only check that they would fit)."""
     budget = _parameter_budget.get()
     if budget is None:
         return
+    count = k * k * in_channels * out_channels + out_channels
     if budget["built"] + count > budget["limit"]:
-        raise ParameterLimitExceeded(f"{layer} would bring the parameters built to "
-                                     f"{budget['built'] + count:,}, past the limit of {budget['limit']:,}")
-    budget["built"] += count
+        raise ParameterLimitExceeded(f"{layer}({in_channels}, {out_channels}, kernel_size={k}) would bring "
+                                     f"the parameters built to {budget['built'] + count:,}, past the limit "
+                                     f"of {budget['limit']:,}")
+    budget["built"] += count if claim else 0
 
 
 def he_normal(rng, shape, fan_in, gain=1.0):
@@ -218,10 +222,11 @@ def he_normal(rng, shape, fan_in, gain=1.0):
 
     He et al. (2015) chose the variance so that a ReLU, which zeroes half of its
     input, passes on the same signal variance it receives. For a masked
-    convolution, ``fan_in`` counts only the taps the mask keeps: masked weights
+    convolution, ``fan_in`` counts only the weights the mask keeps: masked weights
     never touch the input, so counting them would make the weights too small.
+    ``fan_in`` may be an array, one per output channel (the last axis of ``shape``).
     """
-    std = gain * np.sqrt(2.0 / max(fan_in, 1))
+    std = gain * np.sqrt(2.0 / np.maximum(fan_in, 1))
     return (std * rng.standard_normal(shape)).astype(np.float32)
 
 
@@ -256,9 +261,12 @@ class Conv2D(Layer):
         gain: multiplies the init's standard deviation.
         taps: (T, 2) kernel positions (row, col) to keep; None keeps all k*k.
         dilation: d >= 1, the distance between neighbouring taps (default 1).
+        centre_mask: bool (C_in, C_out), the weights of the centre tap (one of ``taps``) to
+            keep (:func:`npixelcnn.masks.channel_mask`); None keeps all. Kept as an attribute.
 
     Parameters:
-        W: (k, k, C_in, C_out), zero at the taps that are not kept.
+        W: (k, k, C_in, C_out), zero at the taps not kept and where ``centre_mask`` is
+            False (kept_weights() and the gradient hold those zeros: no step moves them).
         b: (C_out,), zeros at init.
 
     Attributes:
@@ -270,7 +278,7 @@ class Conv2D(Layer):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, rng=None, gain=1.0, taps=None,
-                 dilation=1):
+                 dilation=1, centre_mask=None):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
@@ -278,8 +286,7 @@ class Conv2D(Layer):
         check_dilation(dilation, kernel_size)
         k = kernel_size
         # Before anything is allocated (the taps too): W holds k*k*C_in*C_out floats, b C_out.
-        _claim_parameters(k * k * in_channels * out_channels + out_channels,
-                          f"{type(self).__name__}({in_channels}, {out_channels}, kernel_size={k})")
+        _claim_parameters(type(self).__name__, in_channels, out_channels, k)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.taps = np.argwhere(np.ones((k, k), dtype=bool)) if taps is None else np.asarray(taps)  # (T, 2)
         self._tap_rows, self._tap_cols = self.taps[:, 0], self.taps[:, 1]
@@ -287,18 +294,25 @@ class Conv2D(Layer):
         self.window = dilated_window(k, self.dilation)            # k when d = 1
         self.window_taps = self.taps * self.dilation              # (T, 2), in the window
         self._pointwise = k == 1 and len(self.taps) == 1          # a 1x1 that keeps its one tap
-
-        fan_in = len(self.taps) * in_channels                     # the taps that touch the input
+        self.centre_mask = None if centre_mask is None else np.array(centre_mask, dtype=bool)
+        self._centre = np.flatnonzero((self.taps == k // 2).all(axis=1))[:1]   # [its index in taps], or []
+        hidden = np.zeros((in_channels, out_channels), bool) if centre_mask is None else ~self.centre_mask
+        if hidden.shape != (in_channels, out_channels) or centre_mask is not None and not len(self._centre):
+            raise ValueError(f"centre_mask must be ({in_channels}, {out_channels}), for taps with the centre")
+        fan_in = len(self.taps) * in_channels - hidden.sum(axis=0)   # (C_out,): weights that touch the input
         W = np.zeros((k, k, in_channels, out_channels), np.float32)
         W[self._tap_rows, self._tap_cols] = he_normal(
             as_rng(rng), (len(self.taps), in_channels, out_channels), fan_in, gain
         )
+        W[k // 2, k // 2][hidden] = 0                             # the centre weights the mask hides
         self.params = {"W": W, "b": np.zeros(out_channels, np.float32)}
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
     def kept_weights(self):
         """The rows of W for the kept taps, as the (T*C_in, C_out) matrix that multiplies im2col."""
-        W = self.params["W"][self._tap_rows, self._tap_cols]      # (T, C_in, C_out)
+        W = self.params["W"][self._tap_rows, self._tap_cols]      # (T, C_in, C_out), a copy
+        if self.centre_mask is not None:
+            W[self._centre[0]][~self.centre_mask] = 0             # zeros already, whatever W was given
         return W.reshape(-1, self.out_channels)
 
     def forward(self, x):
@@ -321,10 +335,10 @@ class Conv2D(Layer):
         x_shape, cols = self._cache
         check_gradient(dy, x_shape[:3] + (self.out_channels,), cols.dtype, name)
         dy2 = dy.reshape(-1, self.out_channels)                   # (N*H*W, C_out)
-        dW_kept = cols.T @ dy2                                    # (T*C_in, C_out)
-        self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept.reshape(
-            len(self.taps), self.in_channels, self.out_channels
-        )
+        dW_kept = (cols.T @ dy2).reshape(len(self.taps), self.in_channels, self.out_channels)
+        if self.centre_mask is not None:
+            dW_kept[self._centre[0]][~self.centre_mask] = 0       # exactly 0: no step moves them
+        self.grads["W"][self._tap_rows, self._tap_cols] = dW_kept
         self.grads["b"][...] = ops.sum_rows(dy2)
         if self._pointwise:
             return (dy2 @ self.kept_weights().T).reshape(x_shape)  # im2col was a reshape
@@ -333,11 +347,13 @@ class Conv2D(Layer):
 
 
 class MaskedConv2D(Conv2D):
-    """A k x k convolution whose kernel sees only earlier pixels (raster order).
+    """A k x k convolution whose kernel sees only earlier pixels (raster order) and earlier sub-pixels.
 
     A :class:`Conv2D` that keeps the taps of a causal mask (see
     :mod:`npixelcnn.masks`): mask "A" hides the centre pixel and everything
-    after it, mask "B" lets the centre through.
+    after it, mask "B" lets the centre through. Given channel groups (R, G, B),
+    the centre tap keeps the weights of :func:`~npixelcnn.masks.channel_mask`:
+    an output of group g reads this pixel's inputs of group g' < g (A), g' <= g (B).
 
     Args:
         in_channels, out_channels: C_in and C_out.
@@ -345,18 +361,30 @@ class MaskedConv2D(Conv2D):
         mask_type: "A" or "B".
         rng, gain, dilation: as for :class:`Conv2D`; a dilated mask keeps the same
             taps, d pixels apart, and is as causal.
+        in_groups, out_groups: int arrays (C_in,) and (C_out,), each channel's group
+            (:func:`~npixelcnn.masks.channel_groups`); None for both: one group (grey).
+        channel_order: "ordered", or "independent" (centre: g' == g under B, none under A).
 
     Parameters:
-        W: (k, k, C_in, C_out), zero where the mask hides a tap.
+        W: (k, k, C_in, C_out), zero where the mask hides a tap or a centre weight.
         b: (C_out,), zeros at init.
+
+    Attributes: mask_type, channel_order, in_groups, out_groups (None: one group) and
+        centre_mask: bool (C_in, C_out), or None where the taps say it all (see channel_taps).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0, dilation=1):
-        check_kernel_size(kernel_size)
-        check_mask_type(mask_type)
-        self.mask_type = mask_type
-        super().__init__(in_channels, out_channels, kernel_size, rng=rng, gain=gain,
-                         taps=kept_taps(kernel_size, mask_type), dilation=dilation)
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type, rng=None, gain=1.0, dilation=1,
+                 in_groups=None, out_groups=None, channel_order="ordered"):
+        taps, centre = kept_taps(kernel_size, mask_type), None      # one group (checks k and mask_type)
+        check_channel_order(channel_order)
+        if in_groups is not None or out_groups is not None:         # the limit before the C_in x C_out mask
+            in_groups, out_groups = check_layer_groups(in_groups, out_groups, in_channels, out_channels)
+            _claim_parameters(type(self).__name__, in_channels, out_channels, kernel_size, claim=False)
+            taps, centre = channel_taps(kernel_size, mask_type, in_groups, out_groups, channel_order)
+        self.mask_type, self.channel_order = mask_type, channel_order
+        self.in_groups, self.out_groups = in_groups, out_groups
+        super().__init__(in_channels, out_channels, kernel_size, rng=rng, gain=gain, taps=taps,
+                         dilation=dilation, centre_mask=centre)
 
 
 class ReLU(Layer):

@@ -40,11 +40,37 @@ tap left of the centre stays left of it. Mask B, k = 3, d = 2, drawn in its
 The layers give im2col and the cached samplers those window positions (the
 taps times d) and the window's width, so the code that gathers taps is the
 same for a dilated kernel as for a dense one.
+
+Colour (section 3.4 of the paper): a pixel is three sub-pixels, generated in
+the order R, G, B. Every layer's channels are split into ordered groups: the
+image's R, G, B are groups 0, 1, 2, and hidden channels are cut into three
+contiguous blocks (:func:`channel_groups`). The taps above and to the left
+are earlier pixels: they read every channel. The centre tap is this pixel:
+there an output channel of group g reads an input channel of group g' only
+if g' < g (mask A) or g' <= g (mask B). :func:`channel_mask` as groups
+(rows: input group g', columns: output group g; 1 = connected)::
+
+    mask A            mask B
+        R G B             R G B
+    R   0 1 1         R   1 1 1
+    G   0 0 1         G   0 1 1
+    B   0 0 0         B   0 0 1
+
+So the first layer's R outputs do not see this pixel at all, its G outputs
+see R, its B outputs R and G; after it, hidden group g only carries sub-pixels
+before g, and mask B may let group g read itself. The baseline without
+cross-channel connections, ``channel_order="independent"`` (each sub-pixel
+depends on earlier pixels only), keeps g' == g under mask B and nothing under
+mask A. Grey is the case of one group: mask A's centre reads nothing (the
+centre tap is dropped, as drawn above for k = 5) and mask B's reads all.
 """
 
 import numpy as np
 
+from .validation import check_positive_int
+
 MASK_TYPES = ("A", "B")
+CHANNEL_ORDERS = ("ordered", "independent")
 
 
 # A kernel (or the window of a dilated one) is at most this wide: far wider than any image the
@@ -115,3 +141,113 @@ def kept_taps(kernel_size, mask_type):
             raster order. T = k*(k//2) + k//2 for mask A, one more for mask B.
     """
     return np.argwhere(causal_mask(kernel_size, mask_type))
+
+
+def check_channel_order(channel_order):
+    """Raise ValueError unless ``channel_order`` is "ordered" or "independent"."""
+    if not isinstance(channel_order, str) or channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be 'ordered' (R, then G, then B) or 'independent' "
+                         f"(no cross-channel connections), got {channel_order!r}")
+
+
+def channel_groups(channels, groups):
+    """The group of each channel: ``groups`` contiguous blocks, as equal as possible.
+
+    Returns:
+        group: int array (channels,), ``c * groups // channels`` for channel c;
+            channel_groups(5, 3) is [0, 0, 1, 1, 2].
+    """
+    check_positive_int(channels, "channels")
+    check_positive_int(groups, "groups")
+    if channels < groups:
+        raise ValueError(f"cannot split {channels} channel(s) into {groups} groups: "
+                         f"every group needs at least one channel")
+    return np.arange(channels) * groups // channels
+
+
+def check_groups(groups, name, channels=None):
+    """``groups`` as an int array (channels,) of groups numbered 0, 1, ..., G - 1 (each used),
+    or a clear error (``channels`` None: any length >= 1)."""
+    array = np.asarray(groups)
+    if array.ndim != 1 or array.size == 0 or channels is not None and array.size != channels:
+        expected = "at least one" if channels is None else channels
+        raise ValueError(f"{name} must be a 1-D array with one group per channel ({expected}), "
+                         f"got shape {array.shape}")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must be integer group numbers, one per channel "
+                        f"(see channel_groups), got dtype {array.dtype}")
+    if array.min() < 0 or array.max() >= array.size or not np.bincount(array).all():
+        raise ValueError(f"{name} must number its G groups 0, 1, ..., G - 1, each with at least one "
+                         f"channel; got groups {np.unique(array).tolist()}")
+    return array.astype(np.int64)
+
+
+def check_layer_groups(in_groups, out_groups, in_channels, out_channels):
+    """A layer's in_groups and out_groups (both given), checked against C_in and C_out.
+
+    Returns:
+        in_groups, out_groups: int arrays (C_in,) and (C_out,).
+    """
+    check_positive_int(in_channels, "in_channels")
+    check_positive_int(out_channels, "out_channels")
+    if in_groups is None or out_groups is None:
+        raise ValueError("in_groups and out_groups go together: give both, or neither for one group")
+    return (check_groups(in_groups, "in_groups", in_channels),
+            check_groups(out_groups, "out_groups", out_channels))
+
+
+def count_groups(in_groups, out_groups):
+    """G, the number of groups of a layer's input and of its output (the same), or a clear error."""
+    g_in, g_out = (int(check_groups(g, name).max()) + 1
+                   for g, name in ((in_groups, "in_groups"), (out_groups, "out_groups")))
+    if g_in != g_out:
+        raise ValueError(f"in_groups has {g_in} group(s) and out_groups {g_out}: "
+                         f"a layer's input and output are split into the same groups")
+    return g_in
+
+
+def channel_mask(in_groups, out_groups, mask_type, channel_order="ordered"):
+    """Which input channel an output channel may read at the centre tap (this pixel).
+
+    Args:
+        in_groups, out_groups: int arrays (C_in,) and (C_out,), the group of each
+            channel (see :func:`channel_groups`), the same G groups on both sides.
+        mask_type: "A" (g' < g) or "B" (g' <= g).
+        channel_order: "ordered", or "independent" (A: nothing, B: g' == g).
+
+    Returns:
+        mask: bool array (C_in, C_out); True where output channel o may read input channel i.
+    """
+    check_mask_type(mask_type)
+    check_channel_order(channel_order)
+    count_groups(in_groups, out_groups)
+    g_in, g_out = np.asarray(in_groups)[:, None], np.asarray(out_groups)[None, :]    # g', g
+    if channel_order == "independent":
+        return (g_in == g_out) & (mask_type == "B")
+    return g_in < g_out if mask_type == "A" else g_in <= g_out
+
+
+def channel_taps(kernel_size, mask_type, in_groups, out_groups, channel_order="ordered"):
+    """The taps a channel-masked layer keeps, and the channel rule at its centre tap.
+
+    With one group, or under "independent" mask A, the centre reads all of its
+    input channels or none: the taps of ``mask_type`` say it all. Otherwise the
+    centre tap is kept (mask B's taps) and its weights follow :func:`channel_mask`.
+
+    Returns:
+        taps: int array (T, 2), in raster order.
+        centre_mask: bool (C_in, C_out), or None when the taps say it all.
+
+    Raises ValueError if the layer would keep no weight (k = 1 under mask A with
+    one group or "independent"): its output would be its bias alone.
+    """
+    check_channel_order(channel_order)
+    if count_groups(in_groups, out_groups) == 1 or (mask_type, channel_order) == ("A", "independent"):
+        taps, centre_mask = kept_taps(kernel_size, mask_type), None      # all of the centre, or none
+    else:
+        taps, centre_mask = kept_taps(kernel_size, "B"), channel_mask(in_groups, out_groups, mask_type,
+                                                                      channel_order)
+    if not len(taps):
+        raise ValueError(f"a {kernel_size}x{kernel_size} mask {mask_type} with channel_order "
+                         f"{channel_order!r} keeps no weight for these groups: it would output its bias alone")
+    return taps, centre_mask

@@ -12,8 +12,8 @@ is causally masked (see :mod:`npixelcnn.masks`).
 import numpy as np
 
 from .autoregressive import AutoregressiveModel, Preset
-from .blocks import ResidualBlock
-from .layers import Conv2D, MaskedConv2D, ReLU
+from .blocks import ResidualBlock, ordered_conv
+from .layers import ReLU
 from .validation import check_dilations, check_levels, check_positive_int
 
 
@@ -36,6 +36,12 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
         dilations: None (the seed's model), or one int d >= 1 per residual block: the
             dilation of the block's 3x3 mask-B convolution (:class:`ResidualBlock`), so
             that the receptive field grows by d rows per block instead of one.
+        in_channels: C, the channels of an image: 1 (grey, the default) or 3 (colour, R, G, B).
+        channel_order: for colour, "ordered" (the default: sub-pixel G reads R at its own
+            pixel, B reads R and G) or "independent" (neither: the channels are independent
+            given the earlier pixels). Every layer's channels are split into C groups, one per
+            sub-pixel (:mod:`npixelcnn.masks`), and the output layer's group c holds sub-pixel
+            c's output.channels numbers.
         seed: int or None; the same seed builds the same weights.
 
     Initialisation: He-normal weights (std sqrt(2 / fan_in)), the right scale
@@ -51,7 +57,8 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
 
     Shapes: ``forward`` maps x (N, H, W, 1) float32 in [0, 1], the level image
     divided by (levels - 1), to outputs (N, H, W, output.channels): the logits
-    (N, H, W, levels) of the default softmax.
+    (N, H, W, levels) of the default softmax. In colour, x (N, H, W, 3) -> (N, H, W, 3,
+    output.channels).
     """
 
     # "small" is what two CPU cores train well in minutes (it won an equal-time sweep), "medium"
@@ -74,25 +81,27 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
     }
 
     def __init__(self, levels=4, hidden=64, blocks=15, head=128, output="softmax", components=None,
-                 dilations=None, seed=None):
+                 dilations=None, in_channels=1, channel_order="ordered", seed=None):
         super().__init__()
         check_levels(levels)
         check_positive_int(hidden, "hidden")
         check_positive_int(blocks, "blocks", minimum=0)
         check_positive_int(head, "head")
         self.config = {"levels": levels, "hidden": hidden, "blocks": blocks, "head": head,
-                       **self.choose_output(levels, output, components)}
+                       **self.choose_output(levels, output, components),
+                       **self.choose_channels(in_channels, channel_order)}
         if dilations is not None:           # recorded only when given: other configs stay as they were
             dilations = self.config["dilations"] = check_dilations(dilations, blocks, "residual block")
         rng = np.random.default_rng(seed)
         stream = 2 * hidden
-        self.add("input_conv", MaskedConv2D(1, stream, 7, "A", rng=rng))
+        order = {"groups": in_channels, "channel_order": channel_order, "rng": rng}   # one group per sub-pixel
+        self.add("input_conv", ordered_conv(in_channels, stream, 7, "A", **order))
         out_gain = 1.0 / np.sqrt(max(blocks, 1))
         for i in range(blocks):
             dilation = 1 if dilations is None else dilations[i]
-            self.add(f"blocks.{i}", ResidualBlock(hidden, rng=rng, out_gain=out_gain, dilation=dilation))
+            self.add(f"blocks.{i}", ResidualBlock(hidden, out_gain=out_gain, dilation=dilation, **order))
         self.add("head_relu1", ReLU())
-        self.add("head1", Conv2D(stream, head, 1, rng=rng))
+        self.add("head1", ordered_conv(stream, head, 1, "B", **order))
         self.add("head_relu2", ReLU())
-        self.add("head2", Conv2D(head, head, 1, rng=rng))
-        self.add("out", Conv2D(head, self.output.channels, 1, rng=rng, gain=0.1))
+        self.add("head2", ordered_conv(head, head, 1, "B", **order))
+        self.add("out", ordered_conv(head, in_channels * self.output.channels, 1, "B", gain=0.1, **order))

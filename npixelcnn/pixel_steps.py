@@ -157,8 +157,9 @@ class CausalConvAt(ConvAt):
         return self.input[i % (self.pad + 1), j]
 
     def store_pixel(self, i, j, values):
-        """Store the image's values (B,) at (i, j): the input of a first layer (C_in = 1)."""
-        self.input_at(i, j)[:, 0] = values
+        """Store the image's values (B, C_in) at (i, j): the input of a first layer, a pixel's
+        C_in sub-pixels (1 grey, 3 colour)."""
+        self.input_at(i, j)[...] = values
 
     def at(self, x, i, j):
         self.input_at(i, j)[...] = x[:, :-1]

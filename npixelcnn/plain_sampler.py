@@ -13,7 +13,9 @@ model gets a step (:mod:`npixelcnn.plain_steps`, :mod:`npixelcnn.gated_steps`)
 written as the maths. :class:`~npixelcnn.cached_sampler.CachedPixelCNN`
 computes the same numbers faster; the tests hold the two, and the naive loop,
 equal. :mod:`npixelcnn.sampling` drives either, pixel by pixel
-(``method="plain-cached"`` or ``"cached"``).
+(``method="plain-cached"`` or ``"cached"``), and in colour sub-pixel by
+sub-pixel: :meth:`~PlainCachedPixelCNN.outputs_at` once per sub-pixel of a pixel,
+after :meth:`~PlainCachedPixelCNN.set_pixel` has stored the ones drawn before it.
 """
 
 import numpy as np
@@ -21,7 +23,7 @@ import numpy as np
 from .autoregressive import check_model
 from .conditioning import check_labels
 from .data import to_model_input
-from .steps import PlainStep, check_first_step, walk
+from .steps import PlainStep, check_first_step, check_pixel_levels, walk
 from .validation import check_image_shape, check_positive_int
 
 # The steps of every layer kind, each registered where it is defined: importing
@@ -38,10 +40,18 @@ class PlainCachedPixelCNN:
     layer's step takes the previous layer's output at (i, j), keeps it if later
     pixels will read it, and gives its own.
 
+    In colour (C = ``model.in_channels`` sub-pixels, R, G, B) the first layer reads
+    the sub-pixels of (i, j) stored so far, and sub-pixel c's outputs are right once
+    those before c are stored: the driver calls :meth:`outputs_at` at (i, j) once per
+    sub-pixel, the first time before anything of (i, j) is stored, then each time after
+    :meth:`set_pixel`, and every step computes (and keeps) its output at (i, j) again.
+
     Args:
-        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` with one
-            input channel, whose first layer does not read the pixel it predicts
-            (mask A). The steps copy its weights when they are made.
+        model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` whose first
+            layer does not read what it predicts: a grey model's not its own pixel
+            (mask A), a colour model's not the sub-pixels of its own pixel from the
+            one it predicts on (:func:`~npixelcnn.steps.check_first_step`). The steps
+            copy its weights when they are made.
         batch: B, the number of images generated together.
         shape: (H, W).
         labels: (B,) ints in [0, model.classes), the class of each image, for a
@@ -52,6 +62,7 @@ class PlainCachedPixelCNN:
         steps: one step per entry of ``model.pixel_layers()``.
         inputs: the input images the steps keep, (B, H, W, C_in) each.
         labels: (B,) np.intp, or None for a model without classes.
+        channels: C, the sub-pixels of a pixel (``model.in_channels``).
     """
 
     def __init__(self, model, batch, shape, labels=None):
@@ -59,9 +70,7 @@ class PlainCachedPixelCNN:
         check_positive_int(batch, "batch")
         self.shape = check_image_shape(shape)
         self.labels = check_labels(labels, model.classes, batch, "PlainCachedPixelCNN")
-        if model.in_channels != 1:
-            raise ValueError(f"PlainCachedPixelCNN draws one value per pixel; {type(model).__name__} "
-                             f"has {model.in_channels} input channels")
+        self.batch, self.channels = batch, model.in_channels
         self.steps = [PlainStep.for_layer(layer, self.shape, batch, model.dtype)
                       for layer in model.pixel_layers()]
         check_first_step(self.steps[0], model, "PlainCachedPixelCNN")
@@ -73,15 +82,19 @@ class PlainCachedPixelCNN:
         self.values = to_model_input(every_level, model.levels).reshape(-1).astype(model.dtype)
 
     def set_pixel(self, i, j, levels):
-        """Write the drawn levels (B,) of pixel (i, j) into the image the first layer reads."""
-        self.steps[0].store_pixel(i, j, self.values[levels])
+        """Write the levels (B, C) of pixel (i, j) (grey: (B,) or (B, 1)) into the image the
+        first layer reads: in colour, the sub-pixels drawn so far (the others are not read)."""
+        values = self.values[check_pixel_levels(levels, self.batch, self.channels, "PlainCachedPixelCNN")]
+        self.steps[0].store_pixel(i, j, values.reshape(self.batch, self.channels))
 
     def outputs_at(self, i, j):
-        """The model's outputs (B, C_out) at pixel (i, j): the logits (B, L) of a softmax output.
+        """The model's outputs (B, C * P) at pixel (i, j), P = ``model.output.channels``:
+        the logits (B, L) of a grey softmax model; sub-pixel c's P numbers at [c*P:(c+1)*P].
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         computed (:meth:`outputs_at`): then the result equals
-        ``model.forward(x)[:, i, j]`` (``model.forward(x, labels)``) up to float rounding.
+        ``model.forward(x)[:, i, j]`` (``model.forward(x, labels)``) up to float rounding;
+        in colour, sub-pixel c's part does once the sub-pixels of (i, j) before c are set.
         """
         x = self.steps[0].compute(i, j)       # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:
@@ -90,9 +103,11 @@ class PlainCachedPixelCNN:
 
     def prefill(self, images, upto):
         """Run every pixel before raster index ``upto`` through the steps, with the levels
-        of ``images`` (B, H, W) there: the given part of a completion goes through the same
-        steps as the drawn part (the fast sampler runs it as one batched forward pass)."""
+        of ``images`` (B, H, W) grey or (B, H, W, C) there: the given part of a completion
+        goes through the same steps as the drawn part (the fast sampler runs it as one
+        batched forward pass), in colour once per sub-pixel as when they are drawn."""
         for q in range(upto):
             i, j = divmod(q, self.shape[1])
-            self.outputs_at(i, j)
-            self.set_pixel(i, j, images[:, i, j])
+            for _ in range(self.channels):
+                self.outputs_at(i, j)
+                self.set_pixel(i, j, images[:, i, j])

@@ -92,8 +92,8 @@ class ConvStep(PlainStep, layer=Conv2D):
         return self.compute(i, j)
 
     def store_pixel(self, i, j, values):
-        """A first layer: the image's values (B,) at (i, j)."""
-        self.image[:, i + self.p, j + self.p, 0] = values
+        """A first layer: the image's values (B, C_in) at (i, j), its C_in sub-pixels."""
+        self.image[:, i + self.p, j + self.p] = values
 
     def compute(self, i, j):
         """The output at (i, j), (B, C_out), from the input stored so far."""

@@ -5,11 +5,17 @@ the earlier pixels are known. To sample, start from an empty image and visit
 the pixels in raster order: run the model, draw pixel i from its predicted
 distribution, write it in, move on.
 
+A colour pixel is C = 3 sub-pixels, drawn in the order R, G, B: sub-pixel c
+from the model's outputs for it given every earlier pixel and the sub-pixels
+before c of its own pixel (the masks of :mod:`npixelcnn.masks`). So the loop
+visits every pixel, then every sub-pixel of it, one draw each. Grey is the
+case C = 1: one draw per pixel.
+
 Three ways to run that loop, with the same random draws and the same result:
 
-* ``method="naive"``: a full forward pass per pixel, H * W passes per batch.
-  Pass number i recomputes every activation of every pixel, although only
-  those at pixel i are new.
+* ``method="naive"``: a full forward pass per (sub-)pixel, H * W * C passes
+  per batch. Pass number i recomputes every activation of every pixel,
+  although only those at pixel i are new.
 * ``method="plain-cached"`` (:class:`PlainCachedPixelCNN`, in
   :mod:`npixelcnn.plain_sampler`): every layer's activation at pixel p depends
   only on pixels before p (the masks see to that), so once computed it never
@@ -17,7 +23,8 @@ Three ways to run that loop, with the same random draws and the same result:
   later pixels will read, and a step costs one pixel's worth of every layer:
   about one full forward pass in total (the idea of Fast PixelCNN++,
   Ramachandran et al., 2017, "Fast Generation for Convolutional
-  Autoregressive Models", ICLR workshop). Written to be read.
+  Autoregressive Models", ICLR workshop); in colour, each layer is computed
+  again at the pixel for every sub-pixel, about C passes. Written to be read.
 * ``method="cached"`` (:class:`CachedPixelCNN`, in :mod:`npixelcnn.cached_sampler`):
   the same computations, arranged for speed.
 
@@ -54,7 +61,8 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
             :mod:`npixelcnn.autoregressive` (float32, or float64 after
             ``model.astype(np.float64)``).
         n: number of images, >= 1.
-        shape: (H, W) of the images.
+        shape: (H, W) of the images (a colour model's have C = ``model.in_channels``
+            channels too).
         temperature: < 1 sharpens every pixel's distribution (cleaner, less varied
             digits), > 1 flattens it; the softmax divides its logits by it, the
             logistic mixture its mixture logits, and multiplies its scales by it
@@ -64,15 +72,17 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
             layer computed once per pixel, :class:`CachedPixelCNN`) or
             "plain-cached" (the same, written to be read:
             :class:`PlainCachedPixelCNN`). All make the same random draws in
-            the same order (one call of ``model.output.draw`` per pixel, raster order), so
-            they give the same images up to float rounding (see :func:`draw`).
+            the same order (one call of ``model.output.draw`` per pixel, raster order,
+            and in colour per sub-pixel, R, G, B within a pixel), so they give the
+            same images up to float rounding (see :func:`draw`).
         progress: show a progress bar over the pixels.
         labels: (n,) ints in [0, model.classes), the class of each image, for a
             class-conditional model (required by one, refused by any other):
             image k is drawn from p(x | labels[k]).
 
     Returns:
-        (n, H, W) uint8 levels in [0, model.levels).
+        (n, H, W) uint8 levels in [0, model.levels) for a grey model, (n, H, W, C) for a
+        colour one (channels R, G, B).
     """
     check_model(model)
     check_positive_int(n, "n")
@@ -81,7 +91,8 @@ def sample(model, n, shape=(28, 28), temperature=1.0, seed=None, method="naive",
     _check_method(method)
     labels = check_labels(labels, model.classes, n, "sample")
     rng = np.random.default_rng(seed)
-    images = np.zeros((n,) + shape, dtype=np.uint8)          # the naive loop starts from zeros
+    channels = () if model.in_channels == 1 else (model.in_channels,)
+    images = np.zeros((n,) + shape + channels, dtype=np.uint8)   # the naive loop starts from zeros
     hidden = np.ones((n,) + shape, dtype=bool)                # every pixel is drawn
     return _fill(method, model, images, hidden, labels, temperature, rng, progress)
 
@@ -99,14 +110,16 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
     is kept as given, but the hidden pixels before it do not see it: the
     model only conditions on earlier pixels, so completing the top of an
     image from its bottom half is not what this does. The values that
-    ``images`` holds at hidden pixels are never read.
+    ``images`` holds at hidden pixels are never read. In colour a pixel is
+    visible or hidden with all its sub-pixels; a hidden one's are drawn R, G, B.
 
     Args:
         model: a :class:`PixelCNN` or any model of :mod:`npixelcnn.autoregressive`.
-        images: (N, H, W) integer levels in [0, model.levels).
-        visible: what to keep: a boolean mask (H, W) shared by all images or
-            (N, H, W) per image, True = keep; or an int k in [0, H], keep the
-            top k rows.
+        images: (N, H, W) integer levels in [0, model.levels) for a grey model,
+            (N, H, W, C) for a colour one (C = ``model.in_channels``).
+        visible: what to keep, pixel by pixel (all sub-pixels of a pixel alike): a
+            boolean mask (H, W) shared by all images or (N, H, W) per image, True =
+            keep; or an int k in [0, H], keep the top k rows.
         n_samples: completions per image, >= 1.
         temperature, seed, progress: as in :func:`sample`.
         method: "cached" (fills the caches from the visible part, then goes
@@ -117,41 +130,56 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
             n_samples completions of image k are drawn given labels[k].
 
     Returns:
-        (N, n_samples, H, W) uint8: the visible pixels as given, the hidden
-        ones sampled.
+        (N, n_samples, H, W) uint8, (N, n_samples, H, W, C) in colour: the visible
+        pixels as given, the hidden ones sampled.
     """
     check_model(model)
-    images = check_level_images(images, model.levels, "complete")
-    n, height, width = images.shape
-    visible = _check_visible(visible, images.shape)
+    images = check_level_images(images, model.levels, "complete", channels=model.in_channels)
+    n = len(images)
+    visible = _check_visible(visible, images.shape[:3])
     check_positive_int(n_samples, "n_samples")
     check_positive_number(temperature, "temperature")
     _check_method(method)
     labels = check_labels(labels, model.classes, n, "complete")
     rng = np.random.default_rng(seed)
     # Each image is repeated n_samples times, so one batch draws every completion.
-    work = np.repeat(images.astype(np.uint8), n_samples, axis=0)              # (N*S, H, W)
-    hidden = np.repeat(np.broadcast_to(~visible, images.shape), n_samples, axis=0)
+    work = np.repeat(images.astype(np.uint8), n_samples, axis=0)              # (N*S, H, W[, C])
+    hidden = np.repeat(np.broadcast_to(~visible, images.shape[:3]), n_samples, axis=0)
     if labels is not None:
         labels = np.repeat(labels, n_samples)                                  # (N*S,), as the images
     out = _fill(method, model, work, hidden, labels, temperature, rng, progress)
-    return out.reshape(n, n_samples, height, width)
+    return out.reshape((n, n_samples) + images.shape[1:])
 
 
 # --------------------------------------------------------------------------- the loops
 #
-# Each takes a working batch ``images`` (B, H, W) uint8, holding the given
-# values at visible pixels and anything at hidden ones, ``hidden`` (B, H, W)
-# bool, and ``labels`` (B,), the images' classes (None for a model without
-# classes). It visits, in raster order, every pixel that is hidden in at least one
-# image, draws one level per image (one call of ``model.output.draw`` per such pixel, which
-# takes the same numbers from the generator whatever the loop, so all loops consume it identically), writes it where it is hidden, and
-# returns ``images``, filled in place.
+# Each takes a working batch ``images`` (B, H, W) uint8, (B, H, W, C) in colour,
+# holding the given values at visible pixels and anything at hidden ones, ``hidden``
+# (B, H, W) bool (a pixel is hidden with all its sub-pixels), and ``labels`` (B,),
+# the images' classes (None for a model without classes). It visits, in raster
+# order, every pixel that is hidden in at least one image, and in each its
+# sub-pixels c = 0 .. C - 1 (R, G, B; grey: c = 0 only); draws one level per image
+# for each (one call of ``model.output.draw`` per pixel and sub-pixel, which takes the
+# same numbers from the generator whatever the loop, so all loops consume it
+# identically), writes it where the pixel is hidden, and returns ``images``, filled
+# in place.
 
 
 def _raster_pixels(hidden):
     """(i, j) of every pixel hidden in at least one image, in raster order."""
     return [tuple(p) for p in np.argwhere(hidden.any(axis=0))]
+
+
+def _sub_pixels(images):
+    """The working images as (B, H, W, C), a view: grey (B, H, W) is the case C = 1."""
+    return images.reshape(images.shape[:3] + (-1,))
+
+
+def _sub_pixel_outputs(outputs, channels, c):
+    """Sub-pixel c's outputs (B, P), P = model.output.channels, from one pixel's: (B, P)
+    grey, (B, C, P) from a colour ``model.forward``, (B, C * P) from a cached sampler
+    (the last layer's channels are C groups: sub-pixel c's P numbers at [c*P:(c+1)*P])."""
+    return outputs.reshape(len(outputs), channels, -1)[:, c]
 
 
 def _fill(method, model, images, hidden, labels, temperature, rng, progress):
@@ -164,31 +192,37 @@ def _fill(method, model, images, hidden, labels, temperature, rng, progress):
 
 
 def _fill_naive(model, images, hidden, labels, temperature, rng, progress):
-    """A full forward pass per pixel: the seed tutorial's loop."""
+    """A full forward pass per pixel (per sub-pixel in colour): the seed tutorial's loop."""
+    sub_pixels = _sub_pixels(images)                    # (B, H, W, C), a view of images
+    channels = sub_pixels.shape[-1]
     was_training = model.training
     model.eval()
     try:
         for i, j in tqdm(_raster_pixels(hidden), desc="sampling (naive)", unit="px",
                          disable=not progress, leave=False):
-            x = to_model_input(images, model.levels).astype(model.dtype, copy=False)
-            outputs = model.forward(x, labels)              # (B, H, W, C_out): logits, or a mixture's parameters
-            levels = model.output.draw(outputs[:, i, j], temperature, rng)
-            images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
+            for c in range(channels):                   # R, G, B: each given the ones before it
+                x = to_model_input(images, model.levels).astype(model.dtype, copy=False)
+                outputs = model.forward(x, labels)      # (B, H, W, P), (B, H, W, C, P) in colour
+                levels = model.output.draw(_sub_pixel_outputs(outputs[:, i, j], channels, c),
+                                           temperature, rng)
+                sub_pixels[:, i, j, c] = np.where(hidden[:, i, j], levels, sub_pixels[:, i, j, c])
     finally:
         model.train(was_training)
     return images
 
 
 def _fill_cached(sampler, method, model, images, hidden, labels, temperature, rng, progress):
-    """One pixel's worth of every layer per pixel, with ``sampler``: :class:`CachedPixelCNN`
-    (method "cached") or :class:`PlainCachedPixelCNN` ("plain-cached")."""
+    """One pixel's worth of every layer per pixel (per sub-pixel in colour), with
+    ``sampler``: :class:`CachedPixelCNN` (method "cached") or :class:`PlainCachedPixelCNN`
+    ("plain-cached")."""
     pixels = _raster_pixels(hidden)
     if not pixels:
         return images                                   # nothing hidden: nothing to draw
-    height, width = images.shape[1:]
+    sub_pixels = _sub_pixels(images)                    # (B, H, W, C), a view of images
+    batch, height, width, channels = sub_pixels.shape
     first = pixels[0][0] * width + pixels[0][1]         # raster index of the first hidden pixel
     last = pixels[-1][0] * width + pixels[-1][1]        # and of the last: nothing after it is needed
-    net = sampler(model, len(images), (height, width), labels=labels)
+    net = sampler(model, batch, (height, width), labels=labels)
     # Everything before the first hidden pixel is given: its activations are
     # computed first (by the fast sampler in one batched pass over its rows).
     net.prefill(images, first)
@@ -201,13 +235,35 @@ def _fill_cached(sampler, method, model, images, hidden, labels, temperature, rn
             i, j = divmod(q, width)
             # Every pixel up to the last hidden one is computed, hidden or not:
             # later pixels read the activations at this one.
-            outputs = net.outputs_at(i, j)                                 # (B, C_out)
-            if all_hidden:
-                images[:, i, j] = model.output.draw(outputs, temperature, rng)
-            elif hidden[:, i, j].any():
-                levels = model.output.draw(outputs, temperature, rng)
-                images[:, i, j] = np.where(hidden[:, i, j], levels, images[:, i, j])
-            net.set_pixel(i, j, images[:, i, j])
+            drawn = all_hidden or hidden[:, i, j].any()
+            for c in range(channels):
+                # Sub-pixel c of (i, j), once those before it are stored (set_pixel
+                # after each draw). The first layer's group g (its outputs for
+                # sub-pixel g) reads the image's sub-pixels g' < g of (i, j), every
+                # later layer's group g its input's groups g' <= g there
+                # (npixelcnn/masks.py): the activations at (i, j) of group c and
+                # before are right, and so are sub-pixel c's outputs. Calling
+                # outputs_at at (i, j) again, once per sub-pixel, is right because:
+                # * each call computes every layer at (i, j) anew and overwrites what
+                #   the steps keep at (i, j). No activation at (i, j) depends on the
+                #   last sub-pixel of (i, j) itself (group C - 1 reads sub-pixels
+                #   0 .. C - 2), so what the last call keeps is final: what a forward
+                #   pass of the finished image has there, the values later pixels read;
+                # * until then the groups after c hold values made from sub-pixels not
+                #   drawn yet (the first layer's image holds zeros there, or the given
+                #   values of a hidden pixel, or a ring slot's stale values of an older
+                #   row; all finite, as rings start at zero). They reach no result of
+                #   sub-pixel c: the centre weights from a later group are exact zeros
+                #   (kept_weights), and 0 * x is 0 for any finite x.
+                # (The first call at (i, j) comes before anything of (i, j) is stored,
+                # as the steps expect: a gated layer's vertical row is computed then.)
+                outputs = _sub_pixel_outputs(net.outputs_at(i, j), channels, c)    # (B, P)
+                if all_hidden:
+                    sub_pixels[:, i, j, c] = model.output.draw(outputs, temperature, rng)
+                elif drawn:
+                    levels = model.output.draw(outputs, temperature, rng)
+                    sub_pixels[:, i, j, c] = np.where(hidden[:, i, j], levels, sub_pixels[:, i, j, c])
+                net.set_pixel(i, j, sub_pixels[:, i, j])
     return images
 
 

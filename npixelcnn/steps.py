@@ -24,6 +24,8 @@ changes. Importing a module that defines step classes fills the tables, and
 changes nothing else in the process.
 """
 
+import numpy as np
+
 
 class PixelStep:
     """One layer at one pixel: the protocol every step follows.
@@ -35,6 +37,13 @@ class PixelStep:
     * ``x = step.at(x, i, j)`` for every later layer, x being the previous
       layer's output at (i, j);
     * ``first.store_pixel(i, j, values)`` once the level of (i, j) is drawn.
+
+    A colour image (C sub-pixels, R, G, B) makes that round once per sub-pixel of
+    (i, j): compute and ``at`` at the same (i, j) C times, the first before anything
+    of (i, j) is stored, each later one after one more sub-pixel is stored, and a
+    step simply computes (and keeps) its output at (i, j) again. The last round's
+    values are final, and stale values in a step's memory at (i, j) never reach a
+    result (the comment in the cached loop of :mod:`npixelcnn.sampling` says why).
 
     Before the first pixel, once every step is made, the sampler calls
     ``step.condition(labels)`` on every step (children included, :func:`walk`):
@@ -118,7 +127,8 @@ class PixelStep:
         has no bias per class."""
 
     def store_pixel(self, i, j, values):
-        """First layer only: store the image's values (B,) at (i, j), once drawn."""
+        """First layer only: store the image's values (B, C_in) at (i, j): a pixel's C_in
+        sub-pixels, those drawn so far and whatever the others hold (never read)."""
         raise TypeError(f"{self.sampler}: {type(self.layer).__name__} cannot be a model's first layer")
 
     def compute(self, i, j):
@@ -187,8 +197,59 @@ def check_causal_taps(layer, sampler):
 
 
 def check_first_step(first, model, sampler):
-    """Raise ValueError unless the model's first layer leaves the pixel it predicts unread."""
-    if first.reads_own_pixel:
+    """Raise ValueError unless the model's first layer leaves what it predicts unread.
+
+    A grey model's first layer must not read its own pixel at all (mask A): the
+    pixel is not drawn yet. A colour model's may read its own pixel, but only
+    through a centre tap whose channel rule is strictly earlier (mask A with
+    channel groups, :mod:`npixelcnn.masks`): its outputs of group g, which carry
+    sub-pixel g, read the image's sub-pixels g' < g there, and the samplers
+    compute sub-pixel g after storing those (:func:`reads_only_earlier_sub_pixels`).
+    """
+    if not first.reads_own_pixel:
+        return
+    if model.in_channels == 1:
         raise ValueError(f"{sampler}: the first layer of {type(model).__name__} must be a "
                          f"convolution that does not read the pixel it predicts (mask A), "
                          f"got {first.layer!r}")
+    if not reads_only_earlier_sub_pixels(first.layer, model.in_channels):
+        raise ValueError(f"{sampler}: the first layer of {type(model).__name__} must not read the "
+                         f"sub-pixel it predicts: at its own pixel an output of group g may read only "
+                         f"the image's channels g' < g (mask A with in_groups = [0, ..., "
+                         f"{model.in_channels - 1}] and out_groups), got {first.layer!r}")
+
+
+def reads_only_earlier_sub_pixels(layer, channels):
+    """Does ``layer``, a first layer of a model of ``channels`` sub-pixels, read its own
+    pixel only through a centre tap that connects output group g to input channels g' < g?
+
+    That is what makes it computable sub-pixel by sub-pixel: sub-pixel c's outputs
+    (group c, and every later layer's group c, mask B: g' <= g) then depend on the
+    image's sub-pixels before c at (i, j) and on nothing else there. The layer must
+    say so itself, as a :class:`~npixelcnn.layers.MaskedConv2D` with channel groups
+    and a colour :class:`~npixelcnn.gated.GatedLayer` do: ``centre_mask`` (C_in, C_out),
+    ``in_groups`` (C_in,), which must be the image's channels in order (sub-pixel c is
+    group c), and ``out_groups`` (C_out,). A layer that declares none of them reads
+    every channel of its pixel.
+    """
+    try:
+        centre, in_groups, out_groups = layer.centre_mask, layer.in_groups, layer.out_groups
+    except AttributeError:                  # no channel groups declared: the whole pixel
+        return False
+    if centre is None or in_groups is None or out_groups is None:
+        return False
+    if not np.array_equal(in_groups, np.arange(channels)):
+        return False
+    not_earlier = np.asarray(in_groups)[:, None] >= np.asarray(out_groups)[None, :]    # g' >= g
+    return not (np.asarray(centre, bool) & not_earlier).any()
+
+
+def check_pixel_levels(levels, batch, channels, sampler):
+    """``levels`` as a sampler's ``set_pixel`` takes them, one pixel of B images: (B, C), C the
+    sub-pixels (grey: (B,) too); else a clear error, rather than values broadcast over channels."""
+    shape = np.shape(levels)
+    if shape != (batch, channels) and not (channels == 1 and shape == (batch,)):
+        grey = f" or ({batch},)" if channels == 1 else ""
+        raise ValueError(f"{sampler}.set_pixel: expected the levels of one pixel of {batch} image(s), "
+                         f"({batch}, {channels}){grey}, got shape {shape}")
+    return levels

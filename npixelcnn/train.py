@@ -73,7 +73,7 @@ class Trainer:
 
     Args:
         config: a :class:`TrainConfig`.
-        train_images, test_images: (N, H, W) integer levels.
+        train_images, test_images: (N, H, W) integer levels ((N, H, W, C) for a colour model).
         model: the model to train (any :class:`AutoregressiveModel`), or None
             to build ``config.arch`` with ``config.model_settings()``.
         optimizer, state: to resume a run; new ones are built when None.
@@ -91,19 +91,22 @@ class Trainer:
                  parallel=False, train_labels=None, test_labels=None):
         check_train_config(config)
         self.config = config
-        self.train_images = check_level_images(np.asarray(train_images), config.levels, "Trainer (train_images)")
-        self.test_images = check_level_images(np.asarray(test_images), config.levels, "Trainer (test_images)")
-        if len(self.train_images) < config.batch_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} is larger than the training set "
-                f"({len(self.train_images)} images)"
-            )
         self.model = (model if model is not None
                       else build_model(config.arch, config.model_settings(), seed=config.seed))
         check_model(self.model, "Trainer expects")
         if self.model.levels != config.levels:
             raise ValueError(f"Trainer: the model predicts {self.model.levels} levels but the "
                              f"config says levels={config.levels}")
+        channels = self.model.in_channels                 # (N, H, W) grey images, (N, H, W, C) colour
+        self.train_images = check_level_images(np.asarray(train_images), config.levels, "Trainer (train_images)",
+                                               channels=channels)
+        self.test_images = check_level_images(np.asarray(test_images), config.levels, "Trainer (test_images)",
+                                              channels=channels)
+        if len(self.train_images) < config.batch_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} is larger than the training set "
+                f"({len(self.train_images)} images)"
+            )
         self.train_labels = check_labels(train_labels, self.model.classes, len(self.train_images),
                                          "Trainer (train_labels)")
         self.test_labels = check_labels(test_labels, self.model.classes, len(self.test_images),
@@ -172,7 +175,8 @@ class Trainer:
         Args:
             model: the model, or one of its replicas (with ``parallel``, each core
                 runs this on a part of the batch).
-            x: (N, H, W, 1) the model's input; levels_batch: (N, H, W) the levels to predict;
+            x: (N, H, W, C) the model's input; levels_batch: (N, H, W) ((N, H, W, C) in colour)
+                the levels to predict;
             labels: (N,) the images' classes for a conditional model, else None.
 
         Returns:

@@ -112,26 +112,32 @@ def check_real(value, name):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
 
 
-def check_level_images(images, levels, where, allow_channel=False):
-    """Raise a clear error unless ``images`` holds integer levels (N, H, W) in [0, levels - 1].
+def check_level_images(images, levels, where, allow_channel=False, channels=1):
+    """Raise a clear error unless ``images`` holds integer levels in [0, levels - 1]:
+    (N, H, W) grey images, or (N, H, W, C) images of C > 1 channels (R, G, B).
 
     Args:
         images: the array to check.
-        levels: number of intensity levels L.
+        levels: number of intensity levels L (of every channel).
         where: the function's name, for the message.
-        allow_channel: also accept (N, H, W, 1), returned as (N, H, W).
+        allow_channel: grey images may also come as (N, H, W, 1), returned as (N, H, W).
+        channels: C, the image channels the model expects (its ``in_channels``).
 
-    Returns the images, as (N, H, W).
+    Returns the images, as (N, H, W) for one channel, (N, H, W, C) for more.
     """
     if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.integer):
         got = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
         raise TypeError(f"{where}: images must be an integer NumPy array of levels, got {got}; "
                         f"quantize grey values with npixelcnn.quantize(images, {levels})")
-    if allow_channel and images.ndim == 4 and images.shape[-1] == 1:
+    if channels == 1 and allow_channel and images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    if images.ndim != 3 or images.size == 0:
-        expected = "(N, H, W) or (N, H, W, 1)" if allow_channel else "(N, H, W)"
-        raise ValueError(f"{where}: images must be {expected} with N, H, W >= 1, got shape {images.shape}")
+    if channels == 1:
+        shape_ok, expected = images.ndim == 3, "(N, H, W) or (N, H, W, 1)" if allow_channel else "(N, H, W)"
+    else:
+        shape_ok, expected = images.ndim == 4 and images.shape[-1] == channels, f"(N, H, W, {channels})"
+    if not shape_ok or images.size == 0:
+        kind = "grey images" if channels == 1 else f"images of {channels} channels"
+        raise ValueError(f"{where}: {kind} must be {expected} with N, H, W >= 1, got shape {images.shape}")
     if images.min() < 0 or images.max() > levels - 1:
         raise ValueError(f"{where}: images must hold levels in [0, {levels - 1}] for {levels} levels, "
                          f"got values from {images.min()} to {images.max()}")

@@ -416,6 +416,12 @@ def test_levels_out_of_range_are_rejected(function):
         function(np.zeros((1, 2, 2), dtype=np.float32), 4)
 
 
-def test_to_model_input_wants_n_h_w():
-    with pytest.raises(ValueError, match=r"expected \(N, H, W\) levels, got shape \(1, 2, 2, 1\)"):
-        to_model_input(np.zeros((1, 2, 2, 1), dtype=np.uint8), 4)
+def test_to_model_input_wants_n_h_w_or_n_h_w_c():
+    for shape in [(1, 2, 2, 1), (2, 2), (1, 1, 2, 2, 3)]:
+        with pytest.raises(ValueError, match=r"expected \(N, H, W\) grey or \(N, H, W, C\) colour levels \(C > 1\), "
+                                             rf"got shape {re.escape(str(shape))}"):
+            to_model_input(np.zeros(shape, dtype=np.uint8), 4)
+    grey = np.array([[[0, 3]]], dtype=np.uint8)                                  # (1, 1, 2)
+    np.testing.assert_array_equal(to_model_input(grey, 4), [[[[0.0], [1.0]]]])   # (1, 1, 2, 1)
+    colour = np.array([[[[0, 1, 3]]]], dtype=np.uint8)                          # (1, 1, 1, 3): R, G, B
+    np.testing.assert_allclose(to_model_input(colour, 4), [[[[0.0, 1 / 3, 1.0]]]], rtol=1e-6)
