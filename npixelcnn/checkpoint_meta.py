@@ -32,7 +32,7 @@ ADDED_SETTINGS = ("arch", "minutes", "ema")
 # Model settings that a version-1 file holds among its training settings.
 VERSION_1_MODEL_FIELDS = ("hidden", "blocks", "head", "layers", "kernel_size")
 # Extras any reader of a checkpoint may use, and their types; save_checkpoint refuses others.
-EXTRA_TYPES = {"metrics": dict, "command": str}
+EXTRA_TYPES = {"metrics": dict, "command": str, "dataset": str}   # dataset: the CLI's --data (none: MNIST)
 # Lists and dicts in the metadata nest at most this deep. npixelcnn writes 4 levels; the
 # margin is for a user's extras, and the cap keeps every later walk of the metadata (a repr in
 # an error, json.dumps when a resumed run saves) far from Python's recursion limit.

@@ -19,10 +19,12 @@ from pathlib import Path
 from . import ops
 from .autoregressive import ARCHITECTURES
 from .checkpoint import CheckpointError
-from .commands import Interrupted, RunFailed, UsageError, run_classify, run_complete, run_eval, run_sample
+from .commands import (DATASETS, Interrupted, RunFailed, UsageError, run_classify, run_complete, run_eval,
+                       run_sample)
 from .train_command import run_train
 from .data import MNISTDownloadError
 from .distributions import DEFAULT_COMPONENTS, OUTPUTS
+from .masks import CHANNEL_ORDERS
 from .files import FolderInUseError, describe_os_error
 from .sampling import METHODS
 from .train import TrainingDiverged
@@ -34,6 +36,8 @@ TRAIN_EXAMPLES = """examples:
   python -m npixelcnn train --levels 2 --steps 200 --out runs/binary
   python -m npixelcnn train --arch gated --preset medium --minutes 120 --out runs/gated
   python -m npixelcnn train --arch gated --classes 10 --out runs/conditional   # p(x | digit)
+  python -m npixelcnn train --data colour-mnist --arch gated --out runs/colour  # R, G, B sub-pixels
+  python -m npixelcnn train --data colour-mnist --channel-order independent --out runs/independent
   python -m npixelcnn train --resume runs/small/checkpoint.npz  # continue an interrupted run
 
 --minutes counts training time only: the test evaluations (--evals) come on top,
@@ -201,8 +205,18 @@ def build_parser():
     train.add_argument("--evals", type=int, help="test-set evaluations, evenly spread, the last at the "
                                                  "end (default: 10)")
     train.add_argument("--samples", type=int, default=16, help="images to sample at the end (0: none)")
-    train.add_argument("--data-dir", help="folder with the MNIST .gz files (default: $NPIXELCNN_DATA or "
-                                          "~/.cache/npixelcnn/mnist, downloaded if missing)")
+    train.add_argument("--data", choices=list(DATASETS),
+                       help="the images: mnist (grey, default), colour-mnist (MNIST's digits in two colours, "
+                            "made from MNIST's files) or cifar10 (32x32 photographs); colour data trains a "
+                            "colour model of R, G and B sub-pixels (in_channels=3)")
+    train.add_argument("--channel-order", choices=CHANNEL_ORDERS,
+                       help="a colour model's sub-pixels: ordered (G reads R, B reads R and G at the same "
+                            "pixel; default) or independent (the baseline without those connections); "
+                            "colour --data only")
+    train.add_argument("--data-dir", help="folder with the data set's files: MNIST's .gz files for mnist and "
+                                          "colour-mnist (default: $NPIXELCNN_DATA or ~/.cache/npixelcnn/mnist), "
+                                          "CIFAR-10's .bin files for cifar10 (default: $NPIXELCNN_CIFAR10_DATA or "
+                                          "~/.cache/npixelcnn/cifar-10); downloaded if missing")
     train.add_argument("--out", help="output folder (default: runs/ARCH-PRESET-LLEVELS-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT "
                                                               "(in its folder, or in --out)")
@@ -218,7 +232,8 @@ def build_parser():
         description="Print the NLL of a checkpoint on the 10,000 MNIST test images, in bits per "
                     "dimension and nats per image.")
     evaluate_.add_argument("--checkpoint", required=True, help="a .npz written by 'train'")
-    evaluate_.add_argument("--data-dir", help="folder with the MNIST .gz files")
+    evaluate_.add_argument("--data-dir", help="folder with the files of the data set the checkpoint "
+                                              "was trained on (MNIST's .gz files for mnist and colour-mnist)")
     evaluate_.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
     evaluate_.set_defaults(run=run_eval)
 
@@ -247,7 +262,8 @@ def build_parser():
     complete_.add_argument("--labels", metavar="CLASSES",
                            help="a class-conditional model's classes, as 3, 0-9 or 1,4,7 (required for "
                                 "such a model): every image completed as each of them, a row per class")
-    complete_.add_argument("--data-dir", help="folder with the MNIST .gz files")
+    complete_.add_argument("--data-dir", help="folder with the files of the data set the checkpoint "
+                                              "was trained on (MNIST's .gz files for mnist and colour-mnist)")
     complete_.add_argument("--out", default="completions.png", help="PNG to write (default: completions.png)")
     complete_.set_defaults(run=run_complete)
 
@@ -263,7 +279,8 @@ def build_parser():
     classify_.add_argument("--rows", type=int,
                            help="classify from the top ROWS rows only: p(y | top rows) (default: whole images)")
     classify_.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
-    classify_.add_argument("--data-dir", help="folder with the MNIST .gz files")
+    classify_.add_argument("--data-dir", help="folder with the files of the data set the checkpoint "
+                                              "was trained on (MNIST's .gz files for mnist and colour-mnist)")
     classify_.add_argument("--out", help="also draw the confusion matrix into this PNG")
     classify_.set_defaults(run=run_classify)
     return parser

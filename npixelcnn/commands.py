@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
+from .cifar10 import CIFAR10, load_cifar10
 from .classify import class_prior, classify, confusion_matrix
-from .data import check_data_dir, load_mnist, quantize
+from .coloured_mnist import load_coloured_mnist
+from .data import MNIST, check_data_dir, load_mnist, quantize
 from .evaluation import evaluate
 from .files import check_writable_folder, describe_os_error, write_npy_atomically
-from .losses import nats_per_image, nats_to_bits
+from .losses import nats_to_bits
 from .sampling import complete, sample
 from .viz import plot_class_grid, plot_completions, plot_confusion, save_image_grid
 
@@ -37,11 +39,48 @@ class Interrupted(Exception):
     """A second Ctrl-C aborted a training run without saving; the message names the checkpoint kept.
     Exit status 130, as for any command stopped by Ctrl-C."""
 
-def load_levels(data_dir, levels, labels=False):
-    """Train and test MNIST as (N, 28, 28) uint8 levels; with ``labels``, their digits (N,) too:
-    (train, test) or (train, test, train_labels, test_labels)."""
-    train_images, train_labels = load_mnist("train", data_dir)
-    test_images, test_labels = load_mnist("test", data_dir)
+# The data sets the commands train and test on (train --data NAME): the name a checkpoint records,
+# its files' Dataset (for --data-dir), the (H, W) of its images, its channels and its name in messages.
+# A checkpoint that records none was trained on MNIST (every file written before colour).
+DATASETS = {
+    "mnist": dict(files=MNIST, shape=(28, 28), channels=1, title="MNIST"),
+    "colour-mnist": dict(files=MNIST, shape=(28, 28), channels=3, title="coloured MNIST"),  # made from MNIST's files
+    "cifar10": dict(files=CIFAR10, shape=(32, 32), channels=3, title="CIFAR-10"),
+}
+DEFAULT_DATASET = "mnist"
+
+
+def load_images(dataset, split, data_dir=None):
+    """(images, labels) of one split of the data set named ``dataset`` (a key of :data:`DATASETS`):
+    (N, H, W) grey or (N, H, W, 3) RGB uint8 values, and (N,) labels."""
+    loader = {"mnist": load_mnist, "colour-mnist": load_coloured_mnist, "cifar10": load_cifar10}[dataset]
+    return loader(split, data_dir)
+
+
+def check_dataset_dir(dataset, data_dir, option="--data-dir"):
+    """The data set's folder, checked before anything is loaded (see :func:`npixelcnn.data.check_data_dir`)."""
+    return check_data_dir(data_dir, option, dataset=DATASETS[dataset]["files"])
+
+
+def dataset_of(ckpt, path):
+    """The name of the data set a checkpoint was trained on ("mnist" when it records none),
+    checked against its model's channels."""
+    name = ckpt.meta.get("dataset", DEFAULT_DATASET)
+    if name not in DATASETS:
+        raise CheckpointError(f"{path} was trained on the data set {name!r}, which this npixelcnn does not "
+                              f"know (it knows {', '.join(DATASETS)})")
+    channels = DATASETS[name]["channels"]
+    if ckpt.model.in_channels != channels:
+        raise CheckpointError(f"{path}: its model takes images of {ckpt.model.in_channels} channel(s), but it "
+                              f"records the data set {name!r}, whose images have {channels}; the file was edited")
+    return name
+
+
+def load_levels(data_dir, levels, labels=False, dataset=DEFAULT_DATASET):
+    """Train and test images of ``dataset`` (MNIST: (N, 28, 28)) as uint8 levels, every channel
+    quantised; with ``labels``, their labels (N,) too: (train, test) or (train, test, train_labels, test_labels)."""
+    train_images, train_labels = load_images(dataset, "train", data_dir)
+    test_images, test_labels = load_images(dataset, "test", data_dir)
     levels_images = quantize(train_images, levels), quantize(test_images, levels)
     return levels_images + (train_labels, test_labels) if labels else levels_images
 
@@ -88,10 +127,11 @@ def require_labels(model, labels_spec):
 def run_eval(args):
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_data_dir(args.data_dir, "--data-dir")
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model
-    test_images, test_labels = load_mnist("test", args.data_dir)
+    dataset = dataset_of(ckpt, args.checkpoint)
+    check_dataset_dir(dataset, args.data_dir)
+    test_images, test_labels = load_images(dataset, "test", args.data_dir)
     levels_images = quantize(test_images, model.levels)
     labels = None if model.classes is None else test_labels        # p(x | y) with each image's own label
     started = time.perf_counter()
@@ -100,23 +140,26 @@ def run_eval(args):
     seconds = time.perf_counter() - started
     print(f"checkpoint: {args.checkpoint} ({model})")
     given = "" if labels is None else ", each given its true label: -log p(x | y)"
-    print(f"test set: {len(levels_images)} images, {model.levels} levels{given}")
+    of = "" if dataset == DEFAULT_DATASET else f" of {DATASETS[dataset]['title']}"
+    print(f"test set: {len(levels_images)} images{of}, {model.levels} levels{given}")
     print(f"test NLL: {nats_to_bits(nats):.4f} bits/dim = {nats:.4f} nats/dim "
-          f"= {nats_per_image(nats):.2f} nats/image  ({seconds:.1f} s)")
+          f"= {nats * levels_images[0].size:.2f} nats/image  ({seconds:.1f} s)")
     return 0
 
 
 # -- sample and complete -----------------------------------------------------
 def run_sample(args):
     check_sampling_options(args)
-    model = load_checkpoint(args.checkpoint).model
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model
+    shape = DATASETS[dataset_of(ckpt, args.checkpoint)]["shape"]
     classes = require_labels(model, args.labels)
     out = png_path(args.out)
     # With --labels, --n images of each class: a row per class in the figure.
     labels = None if classes is None else np.repeat(classes, args.n)
     count = args.n if labels is None else len(labels)
     started = time.perf_counter()
-    images = sample(model, count, temperature=args.temperature, seed=args.seed, method=args.method,
+    images = sample(model, count, shape=shape, temperature=args.temperature, seed=args.seed, method=args.method,
                     progress=not args.no_progress, labels=labels)
     seconds = time.perf_counter() - started
     with failing_write(out):
@@ -140,11 +183,13 @@ def run_complete(args):
         raise UsageError(f"--samples (completions per image) must be at least 1, got {args.samples}")
     if args.rows < 0:
         raise UsageError(f"--rows must be 0 or more, got {args.rows}")
-    check_data_dir(args.data_dir, "--data-dir")
-    model = load_checkpoint(args.checkpoint).model
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model
+    dataset = dataset_of(ckpt, args.checkpoint)
+    check_dataset_dir(dataset, args.data_dir)
     classes = require_labels(model, args.labels)
     out = png_path(args.out)
-    test_images, _ = load_mnist("test", args.data_dir)
+    test_images, _ = load_images(dataset, "test", args.data_dir)
     if not 1 <= args.n <= len(test_images):
         raise UsageError(f"--n must be between 1 and {len(test_images)}, got {args.n}")
     originals = quantize(test_images[:args.n], model.levels)
@@ -160,7 +205,7 @@ def run_complete(args):
     completions = complete(model, given, args.rows, n_samples=args.samples, temperature=args.temperature,
                            seed=args.seed, method=args.method, progress=not args.no_progress, labels=labels)
     seconds = time.perf_counter() - started
-    visible = np.zeros(originals.shape[1:], dtype=bool)
+    visible = np.zeros(originals.shape[1:3], dtype=bool)           # (H, W), grey or colour
     visible[:args.rows] = True
     with failing_write(out):
         write_npy_atomically(out.with_suffix(".npy"), completions)
@@ -183,13 +228,15 @@ def classes_text(classes):
 def run_classify(args):
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_data_dir(args.data_dir, "--data-dir")
     out = None if args.out is None else png_path(args.out)
-    model = load_checkpoint(args.checkpoint).model
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model
     if model.classes is None:
         raise UsageError(f"{args.checkpoint} holds a model without classes: Bayes' rule needs p(x | y), a "
                          f"class-conditional model (trained with 'train --classes 10')")
-    test_images, test_labels = load_mnist("test", args.data_dir)
+    dataset = dataset_of(ckpt, args.checkpoint)
+    check_dataset_dir(dataset, args.data_dir)
+    test_images, test_labels = load_images(dataset, "test", args.data_dir)
     if args.n is not None and not 1 <= args.n <= len(test_images):
         raise UsageError(f"--n must be between 1 and {len(test_images)}, got {args.n}")
     count = len(test_images) if args.n is None else args.n
@@ -198,7 +245,7 @@ def run_classify(args):
         raise UsageError(f"--rows must be between 1 and {levels_images.shape[1]}, got {args.rows}")
     prior = None
     if args.prior == "train":
-        prior = class_prior(load_mnist("train", args.data_dir)[1], model.classes)
+        prior = class_prior(load_images(dataset, "train", args.data_dir)[1], model.classes)
     started = time.perf_counter()
     log_posterior = classify(model, levels_images, prior=prior, rows=args.rows, batch_size=args.batch_size,
                              progress=True, parallel=True)

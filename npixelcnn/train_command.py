@@ -16,11 +16,10 @@ import numpy as np
 
 from .autoregressive import ARCHITECTURES
 from .checkpoint import load_checkpoint
-from .commands import Interrupted, RunFailed, UsageError, load_levels, labels_to_sample
+from .commands import (DATASETS, Interrupted, RunFailed, UsageError, check_dataset_dir, dataset_of, labels_to_sample,
+                       load_levels)
 from .config import MAX_STEPS, TrainConfig, steps_for_epochs
-from .data import check_data_dir
 from .files import claim_folder, describe_os_error, write_json_atomically, write_npy_atomically
-from .losses import nats_per_image
 from .run_control import AbortRequested, steps_for_minutes
 from .sampling import sample
 from .train import Trainer, TrainingDiverged, evaluate
@@ -34,14 +33,18 @@ MAX_EPOCHS = 10_000                # far beyond any run (the steps are bounded t
 MAX_PREVIEW_SAMPLES = 1_000
 # A new run's defaults (the preset: the architecture's first); a resume takes all of them
 # from its checkpoint, and refuses them as options.
-NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10)
+NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10, data="mnist")
 TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", "output", "components",
-                         "classes", *NEW_RUN_DEFAULTS)
+                         "classes", "channel_order", *NEW_RUN_DEFAULTS)
 
 
 def run_train(args):
     check_train_options(args)
-    if not args.resume:
+    ckpt = None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        args.data = dataset_of(ckpt, args.resume)          # the data set the run was trained on
+    else:
         for name, value in NEW_RUN_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
@@ -55,10 +58,11 @@ def run_train(args):
                                  if "classes" in inspect.signature(cls).parameters)
             raise UsageError(f"--classes: the {args.arch} architecture has no class condition; "
                              f"the architectures that have one: {', '.join(conditional)} (--arch)")
+    check_dataset_dir(args.data, args.data_dir)            # before the output folder is made
     out = output_folder(args)
     with claim_folder(out):          # one run per folder, until this one ends
         check_outputs_free(args, out)
-        trainer = resume_trainer(args, out) if args.resume else new_trainer(args, out)
+        trainer = resume_trainer(args, ckpt) if args.resume else new_trainer(args, out)
         try:
             return train_and_report(args, trainer, out)
         except KeyboardInterrupt as err:
@@ -84,10 +88,12 @@ def train_and_report(args, trainer, out):
     print(f"training: {cfg.total_steps} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, "
           f"{cfg.levels} levels; writing to {out}/")
 
-    data_source = str(check_data_dir(args.data_dir).resolve())      # where the images came from, for messages
+    data_source = str(check_dataset_dir(args.data, args.data_dir).resolve())   # where the images came from, for messages
 
     def save(t):
-        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t), data_source=data_source)
+        # The data set's name: a resume, eval, sample and complete read the same data (none recorded: MNIST).
+        t.save(out / "checkpoint.npz", command=args.command_line, metrics=metrics(t), data_source=data_source,
+               dataset=args.data)
 
     if trainer.state.step == 0:
         save(trainer)          # from the start there is a good checkpoint to fall back on
@@ -110,7 +116,7 @@ def train_and_report(args, trainer, out):
         return 0
     if args.samples > 0:
         with trainer.weights_to_use():       # the model the checkpoint holds (a conditional one: every class in turn)
-            images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:], seed=cfg.seed,
+            images = sample(trainer.model, args.samples, shape=trainer.train_images.shape[1:3], seed=cfg.seed,
                             method="cached", progress=not args.no_progress,
                             labels=labels_to_sample(trainer.model, args.samples))
         write_npy_atomically(out / "samples.npy", images)
@@ -136,7 +142,10 @@ def check_train_options(args):
                              f"{', '.join('--' + n.replace('_', '-') for n in given)}")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"no checkpoint at {args.resume}")
-    check_data_dir(args.data_dir, "--data-dir")        # before the output folder is made
+    if args.channel_order is not None and DATASETS[args.data or NEW_RUN_DEFAULTS["data"]]["channels"] == 1:
+        raise UsageError(f"--channel-order orders the R, G and B sub-pixels of a colour model: give it with "
+                         f"colour data (--data {' or --data '.join(n for n, d in DATASETS.items() if d['channels'] > 1)}), "
+                         f"not with --data {args.data or NEW_RUN_DEFAULTS['data']}")
     if args.levels is not None:
         try:
             check_levels(args.levels, "--levels")
@@ -146,7 +155,7 @@ def check_train_options(args):
         raise UsageError("--components is the number of logistics of --output logistic-mixture; "
                          "give both, or neither for the softmax")
     if args.classes is not None and args.classes < 2:
-        raise UsageError(f"--classes must be at least 2 (MNIST has 10 digits), got {args.classes}")
+        raise UsageError(f"--classes must be at least 2 (MNIST has 10 digits, CIFAR-10 10 classes), got {args.classes}")
     if args.components is not None and args.components < 1:
         raise UsageError(f"--components must be at least 1, got {args.components}")
     if args.batch_size is not None and args.batch_size < 1:
@@ -225,12 +234,18 @@ def new_trainer(args, out):
         config.model["output"] = args.output
     if args.components is not None:
         config.model["components"] = args.components
-    if args.classes is not None:                 # a model of p(x | y), trained on MNIST's digits as labels
+    if args.classes is not None:                 # a model of p(x | y), trained on the data set's labels
         config.model["classes"] = args.classes
-    train_images, test_images, train_labels, test_labels = load_levels(args.data_dir, config.levels, labels=True)
+    channels = DATASETS[args.data]["channels"]
+    if channels > 1:                             # a colour model of R, G and B sub-pixels
+        config.model["in_channels"] = channels
+        if args.channel_order is not None:       # the architecture's default otherwise ("ordered")
+            config.model["channel_order"] = args.channel_order
+    train_images, test_images, train_labels, test_labels = load_levels(args.data_dir, config.levels, labels=True,
+                                                                       dataset=args.data)
     if args.classes is not None and args.classes < int(train_labels.max()) + 1:
-        raise UsageError(f"--classes {args.classes}: MNIST's labels go up to {int(train_labels.max())}; "
-                         f"give at least {int(train_labels.max()) + 1}")
+        raise UsageError(f"--classes {args.classes}: {DATASETS[args.data]['title']}'s labels go up to "
+                         f"{int(train_labels.max())}; give at least {int(train_labels.max()) + 1}")
     conditional = args.classes is not None
     trainer = Trainer(config, train_images, test_images, parallel=True,
                       train_labels=train_labels if conditional else None,
@@ -267,10 +282,9 @@ def seconds_per_evaluation(trainer, probe_images=100):
     return (time.perf_counter() - started) * len(trainer.test_images) / len(probe)
 
 
-def resume_trainer(args, out):
-    ckpt = load_checkpoint(args.resume)
+def resume_trainer(args, ckpt):
     train_images, test_images, train_labels, test_labels = load_levels(args.data_dir, ckpt.model.levels,
-                                                                       labels=True)
+                                                                       labels=True, dataset=args.data)
     conditional = ckpt.model.classes is not None
     with warnings.catch_warnings(record=True) as caught:      # a file that does not record its data
         warnings.simplefilter("always")
@@ -287,4 +301,4 @@ def metrics(trainer):
     bits = trainer.state.last_test_bits
     return {"step": trainer.state.step, "train_seconds": round(trainer.state.train_seconds, 1),
             "test_bits_per_dim": bits,
-            "test_nats_per_image": None if bits is None else nats_per_image(bits * np.log(2))}
+            "test_nats_per_image": None if bits is None else bits * np.log(2) * trainer.test_images[0].size}

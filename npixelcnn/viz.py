@@ -13,6 +13,7 @@ import matplotlib.image
 import numpy as np
 from matplotlib.figure import Figure
 
+from .data import dequantize
 from .files import write_atomically
 from .validation import check_level_images, check_positive_int
 
@@ -49,11 +50,58 @@ def image_grid(images, levels, ncols=None, pad=1):
     return grid
 
 
+def colour_grid(images, levels, ncols=None, pad=1):
+    """Tile colour level images into one RGB uint8 image, as :func:`image_grid` tiles grey ones.
+
+    Args:
+        images: (N, H, W, 3) integer levels in [0, levels), channels R, G, B; each
+            channel's level becomes its value 0..255 by :func:`npixelcnn.dequantize`.
+        levels, ncols, pad: as for :func:`image_grid`.
+
+    Returns:
+        (rows*(H+pad)+pad, ncols*(W+pad)+pad, 3) uint8; lines and empty cells mid-gray.
+    """
+    check_positive_int(levels, "levels", minimum=2)
+    images = check_level_images(images, levels, "colour_grid", channels=3)
+    n, h, w, _ = images.shape
+    ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
+    check_positive_int(ncols, "ncols")
+    check_positive_int(pad, "pad", minimum=0)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    rgb = dequantize(images, levels)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), PAD_GRAY, np.uint8)
+    for i in range(n):
+        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
+        grid[top:top + h, left:left + w] = rgb[i]
+    return grid
+
+
+def is_colour(images):
+    """True for (N, H, W, 3) colour levels (an array, or anything np.asarray reads)."""
+    shape = np.shape(images)
+    return len(shape) == 4 and shape[-1] == 3
+
+
+def any_grid(images, levels, ncols=None):
+    """:func:`colour_grid` of (N, H, W, 3) colour levels, else :func:`image_grid` (grey)."""
+    return colour_grid(images, levels, ncols=ncols) if is_colour(images) else image_grid(images, levels, ncols=ncols)
+
+
+def _show_grid(ax, grid):
+    """imshow a grid: grey on the gray map pinned to 0..255 (no stretching), RGB as it is."""
+    if grid.ndim == 3:
+        ax.imshow(grid, interpolation="nearest")
+    else:
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+
+
 def save_image_grid(images, levels, path, ncols=None, scale=4):
     """Write image_grid(images, levels, ncols) as a PNG, each pixel scale x scale.
 
     Args:
-        images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
+        images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels), or (N, H, W, 3)
+            colour levels (R, G, B), drawn in colour (:func:`colour_grid`).
         path: where to write the PNG; its folder must exist.
         scale: nearest-neighbour upscaling factor, so 28x28 digits are visible.
 
@@ -61,8 +109,10 @@ def save_image_grid(images, levels, path, ncols=None, scale=4):
         The Path written; the PNG is (scale*grid_height, scale*grid_width).
     """
     check_positive_int(scale, "scale")
-    grid = image_grid(images, levels, ncols=ncols)
+    grid = any_grid(images, levels, ncols=ncols)
     big = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    if big.ndim == 3:                    # RGB: written as it is
+        return write_atomically(path, lambda f: matplotlib.image.imsave(f, big, format="png"))
     # vmin/vmax pin the gray map to 0..255, so a grid without white is not stretched.
     return write_atomically(path, lambda f: matplotlib.image.imsave(
         f, big, cmap="gray", vmin=0, vmax=255, format="png"))
@@ -128,9 +178,9 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     """One row per image: the original | what the model sees | its completions.
 
     Args:
-        originals: (N, H, W) integer levels.
+        originals: (N, H, W) integer levels, or (N, H, W, 3) colour levels (drawn in colour).
         visible: (H, W) or (N, H, W) bool, True where the model was shown the pixel.
-        completions: (N, S, H, W) integer levels, S completions per image.
+        completions: (N, S, H, W) integer levels, S completions per image ((N, S, H, W, 3) in colour).
         levels: number of intensity levels.
         path: if given, also save the figure there as a PNG.
         scale: inches per 10 cells of the figure, roughly.
@@ -139,22 +189,28 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     Hidden pixels are drawn in mid-gray in the middle column, so the part the
     model had to invent stands out. Returns the matplotlib Figure.
     """
-    originals = _check_images(originals, levels, "plot_completions")
+    if is_colour(originals):
+        check_positive_int(levels, "levels", minimum=2)
+        originals = check_level_images(originals, levels, "plot_completions", channels=3)
+    else:
+        originals = _check_images(originals, levels, "plot_completions")
     completions = np.asarray(completions)
-    n, h, w = originals.shape
-    if completions.ndim != 4 or completions.shape[0] != n or completions.shape[2:] != (h, w):
-        raise ValueError(f"completions must be (N, S, H, W) = ({n}, S, {h}, {w}), got shape {completions.shape}")
+    n, h, w = originals.shape[:3]
+    pixel = originals.shape[1:]                          # (H, W), or (H, W, 3) in colour
+    if completions.ndim != 2 + len(pixel) or completions.shape[0] != n or completions.shape[2:] != pixel:
+        expected = ", ".join(map(str, (n, "S") + pixel))
+        raise ValueError(f"completions must be ({expected}), got shape {completions.shape}")
     visible = np.broadcast_to(np.asarray(visible, dtype=bool), (n, h, w))
     per_row = 2 + completions.shape[1]
     cells = np.concatenate([originals[:, None], originals[:, None], completions], axis=1)
-    grid = image_grid(cells.reshape(-1, h, w), levels, ncols=per_row)
+    grid = any_grid(cells.reshape((-1,) + pixel), levels, ncols=per_row)
     for i in range(n):                                   # gray out what the model did not see
         top, left = 1 + i * (h + 1), 1 + (w + 1)
         cell = grid[top:top + h, left:left + w]
         cell[~visible[i]] = PAD_GRAY
     fig = Figure(figsize=(scale * per_row / 3, scale * n / 3 + 0.4), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    _show_grid(ax, grid)
     ax.set_xticks([1 + (w + 1) * c + w / 2 for c in range(per_row)])
     ax.set_xticklabels(["original", "model sees"] + [f"sample {k + 1}" for k in range(per_row - 2)],
                        fontsize=8)
@@ -186,7 +242,7 @@ def plot_class_grid(images, classes, levels, path=None, scale=3):
     """Samples of a class-conditional model, a row per class, each row named by its class.
 
     Args:
-        images: (K, S, H, W) integer levels: S images for each of K classes.
+        images: (K, S, H, W) integer levels: S images for each of K classes ((K, S, H, W, 3) in colour).
         classes: the K classes (ints or names), in the rows' order.
         levels: number of intensity levels.
         path: if given, also save the figure there as a PNG.
@@ -195,13 +251,15 @@ def plot_class_grid(images, classes, levels, path=None, scale=3):
     Returns the matplotlib Figure.
     """
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[0] != len(classes):
-        raise ValueError(f"images must be (K, S, H, W) with K = {len(classes)} classes, got shape {images.shape}")
-    k, per_row, h, w = images.shape
-    grid = image_grid(images.reshape(-1, h, w), levels, ncols=per_row)
+    colour = images.ndim == 5 and images.shape[-1] == 3
+    if images.ndim != 4 + colour or images.shape[0] != len(classes):
+        raise ValueError(f"images must be (K, S, H, W) or (K, S, H, W, 3) with K = {len(classes)} classes, "
+                         f"got shape {images.shape}")
+    k, per_row, h, w = images.shape[:4]
+    grid = any_grid(images.reshape((-1,) + images.shape[2:]), levels, ncols=per_row)
     fig = Figure(figsize=(scale * per_row / 3 + 0.4, scale * k / 3), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    _show_grid(ax, grid)
     ax.set_xticks([])
     ax.tick_params(length=0)
     _name_rows(ax, list(classes), k, h)
