@@ -26,6 +26,8 @@ changes nothing else in the process.
 
 import numpy as np
 
+from .masks import channel_mask
+
 
 class PixelStep:
     """One layer at one pixel: the protocol every step follows.
@@ -240,8 +242,8 @@ def reads_only_earlier_sub_pixels(layer, channels):
         return False
     if not np.array_equal(in_groups, np.arange(channels)):
         return False
-    not_earlier = np.asarray(in_groups)[:, None] >= np.asarray(out_groups)[None, :]    # g' >= g
-    return not (np.asarray(centre, bool) & not_earlier).any()
+    earlier = channel_mask(in_groups, out_groups, "A")                   # g' < g: mask A's rule
+    return not (np.asarray(centre, bool) & ~earlier).any()
 
 
 def check_pixel_levels(levels, batch, channels, sampler):
