@@ -9,11 +9,21 @@
     python benchmarks/bench_sampling.py --profile                # where the cached sampler's time goes
     python benchmarks/bench_sampling.py --plain --n 16            # also the plain cached sampler
     python benchmarks/bench_sampling.py --arch gated --classes 0 --classes 10   # what a class condition costs
+    python benchmarks/bench_sampling.py --arch all --in-channels 3   # colour (R, G, B) models, random weights
 
 The naive loop runs one full forward pass per pixel, whatever the pixel, so
 its time is measured on the first ``--naive-pixels`` pixels (with the real
 loop, through ``complete``) and multiplied by H*W / naive-pixels; the output
-says when it is extrapolated (``--naive-pixels 0`` runs all H*W of them).
+says when it is extrapolated (``--naive-pixels 0`` runs all H*W of them). In
+colour every pixel costs the naive loop C forward passes, one per sub-pixel:
+the pixels timed include theirs, so the same factor extrapolates it.
+
+Colour: ``--in-channels 3`` builds the random-weight models of either
+architecture for R, G, B images (channel order "ordered"), and a colour
+checkpoint is timed on images of its data set's size (28x28 coloured MNIST,
+32x32 CIFAR-10). The cached sampler computes each layer at a pixel once, its
+channel groups split over the three sub-pixels' rounds, so its targets are the
+grey ones.
 
 Targets from the issue: cached at least 500x faster than naive, and at most
 1.5x the time of one full forward pass of the same batch. The plain cached
@@ -35,6 +45,7 @@ import time
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import npixelcnn as npc  # noqa: E402
+from npixelcnn.commands import DATASETS, dataset_of  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -53,8 +64,8 @@ def median_s(fn, repeats):
 
 def bench(model, label, n, shape, naive_pixels, repeats, profile, plain=False):
     height, width = shape
-    pixels = height * width
-    x = np.zeros((n, height, width, 1), model.dtype)
+    pixels, channels = height * width, model.in_channels
+    x = np.zeros((n, height, width, channels), model.dtype)
     # A class-conditional model draws every class in turn (0, 1, ..., K-1, 0, ...).
     labels = None if model.classes is None else np.arange(n) % model.classes
     model.eval()
@@ -70,13 +81,16 @@ def bench(model, label, n, shape, naive_pixels, repeats, profile, plain=False):
     k = pixels if naive_pixels <= 0 else min(naive_pixels, pixels)
     visible = np.ones(shape, bool)
     visible.reshape(-1)[:k] = False                                   # the naive loop visits these k
-    images = np.zeros((n, height, width), np.uint8)
+    images = np.zeros((n, height, width) + ((channels,) if channels > 1 else ()), np.uint8)
     start = time.perf_counter()
     npc.sampling.complete(model, images, visible, seed=0, method="naive", labels=labels)
     naive = (time.perf_counter() - start) * pixels / k
     how = "measured" if k == pixels else f"extrapolated from {k} of {pixels} pixels"
+    if channels > 1:
+        how += f", {channels} forward passes per pixel"
 
-    print(f"\n{label}: {n} images of {height}x{width}, {model.num_params():,} parameters, "
+    colour = f" x {channels} sub-pixels" if channels > 1 else ""
+    print(f"\n{label}: {n} images of {height}x{width}{colour}, {model.num_params():,} parameters, "
           f"dtype {model.dtype}")
     print(f"  one full forward pass  {forward:9.3f} s   (median of {repeats})")
     print(f"  cached sampling        {cached:9.3f} s   (median of {repeats}; "
@@ -125,6 +139,8 @@ def main(argv=None):
                         help="pixels of the naive loop to time before extrapolating (0: all)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of forward and cached, median")
     parser.add_argument("--levels", type=int, default=4, help="levels of the random-weight models (default 4)")
+    parser.add_argument("--in-channels", type=int, choices=[1, 3], default=1,
+                        help="channels of the random-weight models' images: 1 grey (default), 3 colour (R, G, B)")
     parser.add_argument("--profile", action="store_true", help="profile one cached run")
     parser.add_argument("--plain", action="store_true", help="also time the plain cached sampler")
     parser.add_argument("--classes", type=int, action="append",
@@ -142,18 +158,19 @@ def main(argv=None):
     print("Timings on this machine, whatever else it is running; one number per setting.")
     npc.ops.use_fast(True)                  # the fast element-wise twins, as the command line runs
     if args.checkpoint:
-        model = npc.load_checkpoint(args.checkpoint).model
-        bench(model, f"checkpoint {args.checkpoint}", args.n, (28, 28), args.naive_pixels,
+        ckpt = npc.load_checkpoint(args.checkpoint)
+        shape = DATASETS[dataset_of(ckpt, args.checkpoint)]["shape"]      # 28x28, or 32x32 for CIFAR-10
+        bench(ckpt.model, f"checkpoint {args.checkpoint}", args.n, shape, args.naive_pixels,
               args.repeats, args.profile, args.plain)
     if args.arch in ("pixelcnn", "all"):
-        settings = dict(levels=args.levels, **SEED_ARCH)
+        settings = dict(levels=args.levels, **SEED_ARCH, in_channels=args.in_channels)
         model = npc.PixelCNN(seed=0, **settings)
         bench(model, f"seed architecture, random weights {settings}", args.n, tuple(args.size),
               args.naive_pixels, args.repeats, args.profile, args.plain)
     if args.arch in ("gated", "all"):
         results = {}
         for classes in [k or None for k in (args.classes or [0])]:
-            settings = dict(levels=args.levels, **GATED_ARCH, classes=classes)
+            settings = dict(levels=args.levels, **GATED_ARCH, classes=classes, in_channels=args.in_channels)
             model = npc.GatedPixelCNN(seed=0, **settings)
             results[classes] = bench(model, f"Gated PixelCNN, random weights {settings}", args.n,
                                      tuple(args.size), args.naive_pixels, args.repeats, args.profile, args.plain)

@@ -125,15 +125,28 @@ class AutoregressiveModel(Sequential):
                     layer.set_labels(labels)
         return labels
 
-    def choose_output(self, levels, output, components):
+    def choose_output(self, levels, output, components, channel_coefficients=False, in_channels=1,
+                      channel_order="ordered"):
         """Set ``levels`` and ``output``, the distribution that the settings ``output`` ("softmax"
-        or "logistic-mixture") and ``components`` name; see :func:`~npixelcnn.distributions.output_distribution`.
+        or "logistic-mixture"), ``components`` and ``channel_coefficients`` name; see
+        :func:`~npixelcnn.distributions.output_distribution`.
+
+        ``channel_coefficients=True`` (PixelCNN++'s linear dependence of a sub-pixel's means on
+        the sub-pixels before it, :mod:`npixelcnn.mixture_channels`) needs a colour model
+        (``in_channels`` >= 2) with the mixture output and the "ordered" ``channel_order``: the
+        "independent" baseline exists to have no link between a pixel's sub-pixels.
 
         Returns the settings to record in ``config``: none for the default softmax, so the
-        configs (and checkpoints) of models from before the choice existed are unchanged.
+        configs (and checkpoints) of models from before the choice existed are unchanged;
+        ``channel_coefficients`` only when True, so that those of mixture models are too.
         """
+        if channel_coefficients is True and (in_channels == 1 or channel_order != "ordered"):
+            raise ValueError(f"{type(self).__name__}: channel_coefficients link the sub-pixels of a colour "
+                             f"pixel (G's means move with R, B's with R and G): they need in_channels >= 2 "
+                             f"and channel_order='ordered', got in_channels={in_channels!r}, "
+                             f"channel_order={channel_order!r}")
         self.levels = levels
-        self._output = output_distribution(output, levels, components)
+        self._output = output_distribution(output, levels, components, channel_coefficients, in_channels)
         return {} if output == "softmax" else {"output": output, **self.output.settings()}
 
     def choose_channels(self, in_channels, channel_order):
@@ -165,8 +178,12 @@ class AutoregressiveModel(Sequential):
     def log_probs(self, x, labels=None):
         """x: (N, H, W, in_channels) in [0, 1] -> (N, H, W, levels), (N, H, W, C, levels) in
         colour: the log-probability of every level of every (sub-)pixel, given everything
-        before it (and the labels (N,) of a conditional model); exp sums to 1 over the levels."""
-        return self.output.log_probs(self.forward(x, labels))
+        before it (and the labels (N,) of a conditional model); exp sums to 1 over the levels.
+        The output is also given the levels of x, (N, H, W) or (N, H, W, C), which an output
+        whose sub-pixel c depends directly on the sub-pixels before it reads."""
+        outputs = self.forward(x, labels)
+        images = np.rint(x * (self.levels - 1)).astype(np.int64)       # x = level / (L - 1), exactly
+        return self.output.log_probs(outputs, images.reshape(outputs.shape[:-1]))
 
     def pixel_layers(self):
         """The layers from image to outputs, in order (what the cached sampler steps through)."""

@@ -7,8 +7,9 @@ pixels will read. :class:`CachedPixelCNN` computes the same numbers with the
 fast steps of :mod:`npixelcnn.pixel_steps` and :mod:`npixelcnn.gated_steps`,
 and fills the part of a completion that is given in one batched forward pass.
 :mod:`npixelcnn.sampling` drives it pixel by pixel (``method="cached"``), and in
-colour sub-pixel by sub-pixel (every layer at a pixel once per sub-pixel); the
-tests hold it equal to the plain sampler and to the naive loop.
+colour sub-pixel by sub-pixel: each layer at a pixel is computed once, its
+channels' groups split over the sub-pixels' rounds; the tests hold it equal to
+the plain sampler and to the naive loop.
 """
 
 import numpy as np
@@ -17,7 +18,7 @@ from .autoregressive import check_model
 from .conditioning import check_labels
 from .data import to_model_input
 from .pixel_steps import Rows, allow_in_place
-from .steps import FastStep, check_first_step, check_pixel_levels, walk
+from .steps import FastStep, check_first_step, check_pixel_levels, check_sub_pixel_order, walk
 from .validation import check_image_shape, check_positive_int
 
 # The steps of every layer kind, each registered where it is defined: importing
@@ -65,11 +66,20 @@ class CachedPixelCNN:
       of 214 MB for whole images in the seed architecture), so no step
       stalls on fresh memory pages.
 
-    In colour (C = ``model.in_channels`` sub-pixels, R, G, B) the driver calls
-    :meth:`outputs_at` at (i, j) once per sub-pixel (the first time before anything
-    of (i, j) is stored, then each time after :meth:`set_pixel` has stored one more
-    sub-pixel), and every step computes its output at (i, j) again: C times the work
-    of a grey pixel, whatever the sub-pixel needs.
+    In colour (C = ``model.in_channels`` sub-pixels, R, G, B) every layer's channels
+    are C ordered groups (:mod:`npixelcnn.masks`), and group g of any layer at (i, j)
+    depends on the sub-pixels before g there (and on earlier pixels) only. The driver
+    calls ``outputs_at(i, j, sub_pixel=c)`` for c = 0, 1, ..., C - 1 in turn, the
+    first time before anything of (i, j) is stored, then each time after
+    :meth:`set_pixel` has stored one more sub-pixel. Round c computes, in every
+    layer, only the output columns of group c, reading its input's groups <= c at
+    (i, j) (those < c computed, final, in earlier rounds; the first layer: the
+    image's sub-pixels < c) and everything of earlier pixels. Each layer at a pixel
+    is thus computed once, split over the rounds: about the multiply-adds of a grey
+    pixel (a little less: the centre tap's zero weights of later groups are not
+    multiplied), in C times as many small NumPy calls. A step that reads its own
+    pixel keeps what it read of it in earlier rounds (:mod:`npixelcnn.pixel_steps`);
+    after the last round every group at (i, j) is final and stored for later pixels.
 
     Args:
         model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` whose
@@ -92,7 +102,8 @@ class CachedPixelCNN:
         inputs: what the steps keep of their inputs (rings without their
             padding); for a causal convolution (p + 1, W, B, C_in), image
             row r in slot r % (p + 1). ``inputs[0]`` holds the image
-            (level / (L - 1)), C_in = C.
+            (level / (L - 1)), C_in = C. In colour also what a step keeps of
+            its input at the current pixel for the later rounds ((B, C_in) rows).
     """
 
     def __init__(self, model, batch, shape, labels=None):
@@ -102,11 +113,14 @@ class CachedPixelCNN:
         self.labels = check_labels(labels, model.classes, batch, "CachedPixelCNN")
         self.model, self.batch, self.levels, self.dtype = model, batch, model.levels, model.dtype
         self.channels = model.in_channels
-        rows = Rows(batch, self.dtype)
+        rows = Rows(batch, self.dtype, groups=self.channels)       # one group, and round, per sub-pixel
         self.steps = [FastStep.for_layer(layer, self.shape, rows) for layer in model.pixel_layers()]
         allow_in_place(self.steps)
         self.first = self.steps[0]
         check_first_step(self.first, model, "CachedPixelCNN")
+        check_sub_pixel_order(self.steps)
+        self.output_width = model.output.channels                 # P, a sub-pixel's outputs
+        self._last_round = None                                   # (i, j, c) of the last round computed
         for step in walk(self.steps):
             step.condition(self.labels)
         self.inputs = [ring for step in walk(self.steps) for ring in step.inputs]
@@ -121,22 +135,49 @@ class CachedPixelCNN:
         values = self._values[check_pixel_levels(levels, self.batch, self.channels, "CachedPixelCNN")]
         self.first.store_pixel(i, j, values.reshape(self.batch, self.channels))
 
-    def outputs_at(self, i, j):
-        """The model's outputs (B, C * P) at pixel (i, j), P = ``model.output.channels``:
-        the logits (B, L) of a grey softmax model; sub-pixel c's P numbers at [c*P:(c+1)*P].
+    def outputs_at(self, i, j, sub_pixel=None):
+        """The model's outputs at pixel (i, j): sub-pixel c's P numbers (B, P) with
+        ``sub_pixel=c``, P = ``model.output.channels`` (grey: c = 0, the logits (B, L) of a
+        softmax model); every sub-pixel's, (B, C * P), sub-pixel c's at [c*P:(c+1)*P], without.
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         every pixel before it to have been computed (:meth:`outputs_at` or
         :meth:`prefill`): then the result equals ``model.forward(x)[:, i, j]``
         (``model.forward(x, labels)``) up to float rounding; in colour, sub-pixel c's
-        part does once the sub-pixels of (i, j) before c are set. Stores the layers'
-        inputs at (i, j) that later pixels read (again at each call at (i, j)). The
-        array returned is a view of a buffer that the next call overwrites.
+        part does once the sub-pixels of (i, j) before c are set. In colour, sub-pixel
+        c > 0 of (i, j) must come right after sub-pixel c - 1 of (i, j) (the round
+        before computed the groups it reads); without ``sub_pixel`` every round runs
+        in turn, from the sub-pixels of (i, j) set so far. Stores the layers' inputs at
+        (i, j) that later pixels read. The array returned is a view of a buffer that the
+        next call overwrites.
         """
-        x = self.first.compute(i, j)          # the image at (i, j) is not drawn yet: not read
-        for step in self.steps[1:]:
-            x = step.at(x, i, j)
-        return x[:, :-1]                      # without the trailing 1: (B, C_out)
+        if sub_pixel is None:
+            for c in range(self.channels):
+                y = self._round(i, j, c)
+            return y[:, :-1]                          # without the trailing 1: (B, C * P)
+        if not (isinstance(sub_pixel, (int, np.integer)) and 0 <= sub_pixel < self.channels):
+            raise ValueError(f"CachedPixelCNN.outputs_at: sub_pixel must be an int in [0, {self.channels}), "
+                             f"got {sub_pixel!r}")
+        if sub_pixel > 0 and self._last_round != (i, j, sub_pixel - 1):
+            raise ValueError(f"CachedPixelCNN.outputs_at: sub-pixel {sub_pixel} of pixel {(i, j)} must come "
+                             f"right after sub-pixel {sub_pixel - 1} of the same pixel (its round reads the "
+                             f"groups the rounds before computed); the last round was {self._last_round}")
+        y = self._round(i, j, sub_pixel)
+        return y[:, sub_pixel * self.output_width:(sub_pixel + 1) * self.output_width]
+
+    def _round(self, i, j, c):
+        """Round c at (i, j): every layer's group c there (grey: c = 0, everything); the last
+        layer's row (B, C * P + 1), its group c computed in this round."""
+        if self.channels == 1:                # grey: one round, and the steps are not told it
+            x = self.first.compute(i, j)      # the image at (i, j) is not drawn yet: not read
+            for step in self.steps[1:]:
+                x = step.at(x, i, j)
+        else:
+            x = self.first.compute(i, j, c)   # the image at (i, j): only its sub-pixels before c are read
+            for step in self.steps[1:]:
+                x = step.at(x, i, j, c)
+        self._last_round = (i, j, c)
+        return x
 
     def prefill(self, images, upto):
         """Fill the caches at every pixel before raster index ``upto`` from given ``images``.

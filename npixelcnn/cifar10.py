@@ -28,17 +28,15 @@ removed once unpacked, also on an error or Ctrl-C: the folder holds complete
 
 import gzip
 import hashlib
-import http.client
-import os
-import secrets
 import shutil
 import tarfile
 import zlib
 
 import numpy as np
 
-from .data import Dataset, _describe, _fetch, check_data_dir
-from .files import remove_stale_temporaries, write_atomically
+from .data import Dataset, check_data_dir
+from .download import DownloadError, describe, download_first
+from .files import write_atomically
 
 ENV_VAR = "NPIXELCNN_CIFAR10_DATA"
 URLS = ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]   # tried in turn
@@ -56,7 +54,7 @@ RECORD_BYTES = 1 + CHANNELS * SIDE * SIDE      # 3,073: the label, then R, G and
 RECORDS_PER_FILE = 10_000                      # so every .bin file is 30,730,000 bytes
 
 
-class CIFAR10DownloadError(RuntimeError):
+class CIFAR10DownloadError(DownloadError):
     """No URL delivered a good copy of cifar-10-binary.tar.gz."""
 
 
@@ -121,42 +119,26 @@ def _obtain(folder, urls, progress):
         _check_md5(archive, str(archive))
         _unpack(archive, folder, str(archive))
     except (ValueError, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ValueError(f"{_describe(error)}; delete {archive}, or replace it with a good copy "
+        raise ValueError(f"{describe(error)}; delete {archive}, or replace it with a good copy "
                          f"from {URLS[0]}") from None
 
 
 def _download(folder, urls, progress):
     """Download the archive from the first URL that delivers a good copy, unpack it, remove it.
 
-    Each attempt streams into a temporary file in ``folder``, named as
-    files.write_atomically names its own (.NAME.PID-RANDOM.tmp), so that a later
-    load removes the 162 MB left by a download stopped with kill -9.
+    :func:`npixelcnn.download.download_first` streams each attempt into a temporary file
+    in ``folder``, which it removes in every case, so that the 162 MB never stay behind
+    (and a later load removes those a download stopped with kill -9 left).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder / ARCHIVE)
-    reasons = []
-    for url in urls:
-        tmp = folder / f".{ARCHIVE}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-        out = open(tmp, "xb")          # outside the try: a folder we cannot write is not the URL's fault
-        try:
-            with out:
-                # _fetch labels the bar "<name>.gz", as it names MNIST's files.
-                _fetch(url, out, ARCHIVE.removesuffix(".gz"), progress)
-            _check_md5(tmp, "received file")
-            _unpack(tmp, folder, "received file")
-            return
-        except (OSError, EOFError, zlib.error, ValueError, http.client.HTTPException, tarfile.TarError) as error:
-            reasons.append(f"  {url}: {_describe(error)}")
-        finally:                       # also on Ctrl-C: the archive never stays behind
-            tmp.unlink(missing_ok=True)
-    tried = "\n".join(reasons) if reasons else "  (the list of URLs was empty)"
-    raise CIFAR10DownloadError(
-        f"could not download {ARCHIVE} into {folder}. Tried:\n{tried}\n"
+    def accept(tmp):
+        _check_md5(tmp, "received file")
+        _unpack(tmp, folder, "received file")
+
+    download_first(urls, folder / ARCHIVE, accept, progress, error=CIFAR10DownloadError, advice=(
         f"Without internet, download {URLS[0]} elsewhere and put it in that folder (it is checked and "
         f"unpacked on the next load), or put there the six .bin files of its {MEMBER_FOLDER}/ folder "
         f"({', '.join(FILES)}); or point load_cifar10(data_dir=...) or the {ENV_VAR} environment variable "
-        f"at a folder that holds them."
-    )
+        f"at a folder that holds them."))
 
 
 def _check_md5(path, source):

@@ -22,7 +22,7 @@ from .checkpoint import CheckpointError
 from .commands import (DATASETS, Interrupted, RunFailed, UsageError, run_classify, run_complete, run_eval,
                        run_sample)
 from .train_command import run_train
-from .data import MNISTDownloadError
+from .download import DownloadError
 from .distributions import DEFAULT_COMPONENTS, OUTPUTS
 from .masks import CHANNEL_ORDERS
 from .files import FolderInUseError, describe_os_error
@@ -93,7 +93,7 @@ def main(argv=None):
         pass                         # reported below, once the traceback and the progress bar it holds are gone
     except Interrupted as err:       # Ctrl-C in a training run that started: the message names the checkpoint kept
         return fail(err, INTERRUPTED)
-    except (UsageError, CheckpointError, MNISTDownloadError, FolderInUseError, ValueError) as err:
+    except (UsageError, CheckpointError, DownloadError, FolderInUseError, ValueError) as err:
         return fail(err, 2)
     except OSError as err:           # a folder that is a file, read-only, missing, ...
         return fail(describe_os_error(err), 2)
@@ -187,6 +187,10 @@ def build_parser():
                             "per component whatever the levels)")
     train.add_argument("--components", type=int, metavar="K",
                        help=f"logistics in the mixture of --output logistic-mixture (default: {DEFAULT_COMPONENTS})")
+    train.add_argument("--channel-coefficients", action="store_true", default=None,
+                       help="with --output logistic-mixture and colour --data: PixelCNN++'s channel "
+                            "coefficients, the means of G and B moving linearly with the values of R "
+                            "(and G) at their pixel (default: off)")
     train.add_argument("--classes", type=int, metavar="K",
                        help="a class-conditional model of p(x | digit), trained with MNIST's labels: 10 for "
                             "the digits (gated only; default: none, a model of p(x))")

@@ -40,12 +40,14 @@ class Interrupted(Exception):
     Exit status 130, as for any command stopped by Ctrl-C."""
 
 # The data sets the commands train and test on (train --data NAME): the name a checkpoint records,
-# its files' Dataset (for --data-dir), the (H, W) of its images, its channels and its name in messages.
+# the function that loads a split of it, its files' Dataset (for --data-dir), the (H, W) of its
+# images, its channels and its name in messages.
 # A checkpoint that records none was trained on MNIST (every file written before colour).
 DATASETS = {
-    "mnist": dict(files=MNIST, shape=(28, 28), channels=1, title="MNIST"),
-    "colour-mnist": dict(files=MNIST, shape=(28, 28), channels=3, title="coloured MNIST"),  # made from MNIST's files
-    "cifar10": dict(files=CIFAR10, shape=(32, 32), channels=3, title="CIFAR-10"),
+    "mnist": dict(load=load_mnist, files=MNIST, shape=(28, 28), channels=1, title="MNIST"),
+    "colour-mnist": dict(load=load_coloured_mnist, files=MNIST,            # made from MNIST's files
+                         shape=(28, 28), channels=3, title="coloured MNIST"),
+    "cifar10": dict(load=load_cifar10, files=CIFAR10, shape=(32, 32), channels=3, title="CIFAR-10"),
 }
 DEFAULT_DATASET = "mnist"
 
@@ -53,8 +55,7 @@ DEFAULT_DATASET = "mnist"
 def load_images(dataset, split, data_dir=None):
     """(images, labels) of one split of the data set named ``dataset`` (a key of :data:`DATASETS`):
     (N, H, W) grey or (N, H, W, 3) RGB uint8 values, and (N,) labels."""
-    loader = {"mnist": load_mnist, "colour-mnist": load_coloured_mnist, "cifar10": load_cifar10}[dataset]
-    return loader(split, data_dir)
+    return DATASETS[dataset]["load"](split, data_dir)
 
 
 def check_dataset_dir(dataset, data_dir, option="--data-dir"):

@@ -7,11 +7,12 @@ followed by raw bytes in row-major order:
     dims    4 bytes each, one per axis (images: count, 28, 28; labels: count)
     data    prod(dims) bytes
 
-Files are looked for in a folder and downloaded into it when missing. Every
-file is checked twice: its header must describe exactly the bytes that follow,
-and the SHA-256 of the decompressed bytes must match the canonical data (the
-.gz wrappers differ between mirrors, the payload does not) or the small subset
-of it that the tests ship (see :data:`SUBSET_SHA256`).
+Files are looked for in a folder and downloaded into it when missing
+(:mod:`npixelcnn.download`). Every file is checked twice: its header must
+describe exactly the bytes that follow, and the SHA-256 of the decompressed
+bytes must match the canonical data (the .gz wrappers differ between mirrors,
+the payload does not) or the small subset of it that the tests ship (see
+:data:`SUBSET_SHA256`).
 
 Fashion-MNIST (Xiao et al. 2017: photographs of clothes, shoes and bags, 28x28
 grey) was made as MNIST's drop-in replacement, with the same four file names,
@@ -25,22 +26,17 @@ binned into L equal-width bins: level = floor(pixel * L / 256).
 
 import gzip
 import hashlib
-import http.client
 import os
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from .download import DownloadError, download_first
 from .validation import check_levels
 
 ENV_VAR = "NPIXELCNN_DATA"
-TIMEOUT_SECONDS = 30
 
 # Base URLs tried in turn; a file is fetched from <base><name>.gz.
 MIRRORS = [
@@ -102,7 +98,7 @@ SPLITS = {"train": "train", "test": "t10k"}  # split -> file name prefix
 IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801    # unsigned bytes, rank 3 / rank 1
 
 
-class MNISTDownloadError(RuntimeError):
+class MNISTDownloadError(DownloadError):
     """No mirror delivered a good copy of an MNIST file."""
 
 
@@ -287,58 +283,21 @@ def _a(name):
 def _download(dataset, name, magic, folder, mirrors, progress):
     """Fetch <mirror><name>.gz into ``folder`` and return it decoded, as :func:`_decode` does.
 
-    Each attempt streams into a temporary file in the same folder and renames it
-    into place only after it has passed every check; os.replace within one
-    folder is atomic, so the folder never holds a partial or unverified file.
+    :func:`npixelcnn.download.download_first` tries the mirrors in turn; a copy is renamed
+    into place only after it has passed every check, so the folder never holds a partial
+    or unverified file.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    target, reasons = folder / f"{name}.gz", []
-    for base in mirrors:
-        url = base.rstrip("/") + f"/{name}.gz"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(url, out, name, progress)
-            array = _decode(dataset, gzip.decompress(Path(tmp).read_bytes()), name, magic, "received file")
-            os.replace(tmp, target)
-            return array
-        except (OSError, EOFError, zlib.error, ValueError, http.client.HTTPException) as error:
-            reasons.append(f"  {url}: {_describe(error)}")
-        finally:                               # also on Ctrl-C: never leave the temporary file
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    tried = "\n".join(reasons) if reasons else "  (the list of mirrors was empty)"
-    raise dataset.error(
-        f"could not download {name}.gz into {folder}. Tried:\n{tried}\n"
+    target = folder / f"{name}.gz"
+
+    def accept(tmp):
+        array = _decode(dataset, gzip.decompress(tmp.read_bytes()), name, magic, "received file")
+        os.replace(tmp, target)
+        return array
+
+    urls = [base.rstrip("/") + f"/{name}.gz" for base in mirrors]
+    return download_first(urls, target, accept, progress, error=dataset.error, sources="mirrors", advice=(
         f"Without internet, copy the four {dataset.name} .gz files into that folder, or point "
-        f"{dataset.loader}(data_dir=...) or the {dataset.env_var} environment variable at a folder that holds them."
-    )
-
-
-def _fetch(url, out, name, progress):
-    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length else None
-        received = 0
-        with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"{name}.gz", disable=not progress) as bar:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    # urllib returns what arrived when a connection drops mid-body; compare with the header.
-    if expected is not None and received != expected:
-        raise ValueError(f"received {received} bytes, the server announced {expected}")
-
-
-def _describe(error):
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        return f"cannot connect ({error.reason})"
-    if type(error) is ValueError:              # our own checks: the message says it all
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+        f"{dataset.loader}(data_dir=...) or the {dataset.env_var} environment variable at a folder that holds them."))
 
 
 def quantize(images, levels):

@@ -39,7 +39,7 @@ def write_atomically(path, write):
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder")
     remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = temporary_path(path)
     # os.open with 0o666 lets the umask set the usual permissions (mkstemp gives 0o600).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -66,10 +66,17 @@ def _short_write_explained(err, path):
     return OSError(errno.ENOSPC, f"No space left on device: {err} ({free:,} bytes free)", str(path))
 
 
+def temporary_path(path):
+    """Where a write of ``path`` goes first: .NAME.PID-RANDOM.tmp in its folder. The writer's
+    process id in the name lets :func:`remove_stale_temporaries` tell a leftover of kill -9."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
 def remove_stale_temporaries(path):
     """Remove the temporary files of earlier writes of ``path`` whose writer is gone (kill -9)."""
     path = Path(path)
-    prefix = f".{path.name}."                  # names as write_atomically makes them: .NAME.PID-RANDOM.tmp
+    prefix = f".{path.name}."                  # names as temporary_path makes them: .NAME.PID-RANDOM.tmp
     for tmp in path.parent.iterdir():
         if tmp.name.startswith(prefix) and tmp.name.endswith(".tmp"):
             writer = tmp.name[len(prefix):].split("-")[0]

@@ -83,8 +83,7 @@ def gate_groups(channels, groups):
     return np.concatenate([channel_groups(channels, groups)] * 2)
 
 
-def horizontal_conv(in_channels, channels, kernel_size, first, rng=None, dilation=1, groups=1,
-                    channel_order="ordered"):
+class HorizontalConv(Conv2D):
     """The horizontal stack's row convolution, C_in -> 2C (the gate's two halves).
 
     It reads the current row up to the pixel. Grey (one group): the centre tap in
@@ -94,27 +93,35 @@ def horizontal_conv(in_channels, channels, kernel_size, first, rng=None, dilatio
     that keeps none of them (the first layer of the "independent" order), when the
     tap is dropped as for grey.
 
-    Returns:
-        a :class:`~npixelcnn.layers.Conv2D` with the attributes of a
-        :class:`~npixelcnn.layers.MaskedConv2D` that say what it reads of its own pixel:
-        ``mask_type`` ("A" first, else "B"), ``channel_order``, ``in_groups`` (C_in,) and
-        ``out_groups`` (2C,) (None for grey), and ``centre_mask`` (C_in, 2C) (None where
-        the taps say it all).
+    Args:
+        in_channels: C_in; channels: C (the output has 2C).
+        kernel_size, rng, dilation: as for :class:`~npixelcnn.layers.Conv2D`.
+        first: the layer is the model's first (mask A), else mask B.
+        groups: the sub-pixels of a colour model (3), or 1 for grey.
+        channel_order: "ordered" or "independent" (:mod:`npixelcnn.masks`).
+
+    Attributes: as a :class:`~npixelcnn.layers.MaskedConv2D`'s, what it reads of its own
+    pixel: ``mask_type`` ("A" first, else "B"), ``channel_order``, ``in_groups`` (C_in,)
+    and ``out_groups`` (2C,) (None for grey), and ``centre_mask`` (C_in, 2C) (None where
+    the taps say it all).
     """
-    mask_type = "A" if first else "B"
-    in_groups = out_groups = centre_mask = None
-    include_centre = not first
-    if groups > 1:
-        in_groups, out_groups = channel_groups(in_channels, groups), gate_groups(channels, groups)
-        centre_mask = channel_mask(in_groups, out_groups, mask_type, channel_order)
-        include_centre = bool(centre_mask.any())
-        if not include_centre:
-            centre_mask = None                          # no weight at the centre: no centre tap
-    conv = Conv2D(in_channels, 2 * channels, kernel_size, rng=rng, taps=horizontal_taps(kernel_size, include_centre),
-                  dilation=dilation, centre_mask=centre_mask)
-    conv.mask_type, conv.channel_order = mask_type, channel_order
-    conv.in_groups, conv.out_groups = in_groups, out_groups
-    return conv
+
+    def __init__(self, in_channels, channels, kernel_size, first, rng=None, dilation=1, groups=1,
+                 channel_order="ordered"):
+        mask_type = "A" if first else "B"
+        in_groups = out_groups = centre_mask = None
+        include_centre = not first
+        if groups > 1:
+            in_groups, out_groups = channel_groups(in_channels, groups), gate_groups(channels, groups)
+            centre_mask = channel_mask(in_groups, out_groups, mask_type, channel_order)
+            include_centre = bool(centre_mask.any())
+            if not include_centre:
+                centre_mask = None                      # no weight at the centre: no centre tap
+        self.mask_type, self.channel_order = mask_type, channel_order
+        self.in_groups, self.out_groups = in_groups, out_groups
+        super().__init__(in_channels, 2 * channels, kernel_size, rng=rng,
+                         taps=horizontal_taps(kernel_size, include_centre), dilation=dilation,
+                         centre_mask=centre_mask)
 
 
 def tanh_and_sigmoid(z):
@@ -195,7 +202,7 @@ class GatedLayer(Module):
         last: the model's last layer, whose vertical output v' nothing reads: its vertical
             gate gets no class bias (it could not change the model's outputs).
         groups: the sub-pixels of a colour model (3: R, G, B), each channel of h, h' and of
-            the gates in one of them (:func:`horizontal_conv`, :func:`gate_groups`); 1, the
+            the gates in one of them (:class:`HorizontalConv`, :func:`gate_groups`); 1, the
             default, for grey images.
         channel_order: "ordered" or "independent" (:mod:`npixelcnn.masks`), for colour.
 
@@ -203,8 +210,8 @@ class GatedLayer(Module):
     horizontal_class.V and (not in the last layer) vertical_class.V, each (K, 2C).
     In colour, horizontal.W and out.W are zero at the centre weights the channel rule hides.
 
-    Attributes: mask_type, centre_mask, in_groups, out_groups: the horizontal stack's
-    (:func:`horizontal_conv`), what the layer reads of its own pixel.
+    Properties (read-only): mask_type, centre_mask, in_groups, out_groups: the horizontal
+    stack's (:class:`HorizontalConv`), what the layer reads of its own pixel.
     """
 
     def __init__(self, in_channels, channels, kernel_size=3, first=False, rng=None, out_gain=1.0,
@@ -224,26 +231,43 @@ class GatedLayer(Module):
         k, c2 = kernel_size, 2 * channels
         self.vertical = self.add("vertical", Conv2D(in_channels, c2, k, rng=rng, taps=vertical_taps(k),
                                                     dilation=dilation))
-        self.horizontal = self.add("horizontal", horizontal_conv(in_channels, channels, k, first, rng=rng,
-                                                                 dilation=dilation, groups=groups,
-                                                                 channel_order=channel_order))
+        self.horizontal = self.add("horizontal", HorizontalConv(in_channels, channels, k, first, rng=rng,
+                                                                dilation=dilation, groups=groups,
+                                                                channel_order=channel_order))
         self.shift = self.add("shift", ShiftDown())
         self.link = self.add("link", Conv2D(c2, c2, 1, rng=rng))     # rows above only: every sub-pixel's
         self.v_gate = self.add("v_gate", Gate())
         self.h_gate = self.add("h_gate", Gate())
         self.out = self.add("out", ordered_conv(channels, channels, 1, "B", groups=groups,
                                                 channel_order=channel_order, rng=rng, gain=out_gain))
-        # The layer reads its own pixel only through the horizontal stack's centre tap (the
-        # vertical stack reaches h a row down): its rule is the layer's, as the samplers'
-        # first-layer check reads it (steps.reads_only_earlier_sub_pixels).
-        h = self.horizontal
-        self.mask_type, self.centre_mask, self.in_groups, self.out_groups = (h.mask_type, h.centre_mask,
-                                                                             h.in_groups, h.out_groups)
         self.vertical_class = self.horizontal_class = None          # no condition
         if classes is not None:
             if not last:
                 self.vertical_class = self.add("vertical_class", ClassBias(classes, c2))
             self.horizontal_class = self.add("horizontal_class", ClassBias(classes, c2))
+
+    # The layer reads its own pixel only through the horizontal stack's centre tap (the vertical
+    # stack reaches h a row down): that tap's rule is the layer's, as the samplers' first-layer
+    # check reads it (steps.reads_only_earlier_sub_pixels). The horizontal conv holds it.
+    @property
+    def mask_type(self):
+        """Mask "A" in the first layer (grey: no centre tap; colour: only earlier sub-pixels), else "B"."""
+        return self.horizontal.mask_type
+
+    @property
+    def centre_mask(self):
+        """bool (C_in, 2C): the centre weights the horizontal stack keeps, or None (grey: its taps say it all)."""
+        return self.horizontal.centre_mask
+
+    @property
+    def in_groups(self):
+        """int (C_in,): the sub-pixel of each input channel, or None for grey."""
+        return self.horizontal.in_groups
+
+    @property
+    def out_groups(self):
+        """int (2C,): the sub-pixel of each channel of the gate's two halves, or None for grey."""
+        return self.horizontal.out_groups
 
     def forward(self, x):
         """(v, h), each (N, H, W, C_in) (the first layer: the image x) -> (v', h'), each (N, H, W, C)."""
@@ -297,7 +321,7 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
         layers: gated layers, the first included (>= 1).
         kernel_size: k of every layer's stacks, odd >= 3.
         head: width of the 1x1 head.
-        output, components: the output distribution, as for :class:`PixelCNN`.
+        output, components, channel_coefficients: the output distribution, as for :class:`PixelCNN`.
         dilations: None (no dilation), or one int d >= 1 per gated layer, the first
             included: the dilation of that layer's stacks (:class:`GatedLayer`).
         classes: None (a model of p(x)), or K >= 2: a model of p(x | y), y in [0, K),
@@ -345,14 +369,17 @@ class GatedPixelCNN(AutoregressiveModel, arch="gated"):
     renamed_settings = {"hidden": "channels"}       # version-1 checkpoints called C "hidden"
 
     def __init__(self, levels=4, channels=32, layers=8, kernel_size=3, head=64, output="softmax",
-                 components=None, dilations=None, classes=None, in_channels=1, channel_order="ordered", seed=None):
+                 components=None, dilations=None, classes=None, in_channels=1, channel_order="ordered",
+                 channel_coefficients=False, seed=None):
         super().__init__()
         check_levels(levels)
         check_positive_int(channels, "channels")
         check_positive_int(layers, "layers")
         check_positive_int(head, "head")
         self.config = {"levels": levels, "channels": channels, "layers": layers,
-                       "kernel_size": kernel_size, "head": head, **self.choose_output(levels, output, components),
+                       "kernel_size": kernel_size, "head": head,
+                       **self.choose_output(levels, output, components, channel_coefficients, in_channels,
+                                            channel_order),
                        **self.choose_channels(in_channels, channel_order)}
         for name, width in (("channels", channels), ("head", head)):
             if width < in_channels:

@@ -25,10 +25,14 @@ In colour (gated.py) only the horizontal stack carries the channel order: its
 centre tap, kept in every layer, reads the sub-pixels of (i, j) that its
 channel rule allows (the zeros of the centre mask are in ``kept_weights()``).
 The sampler computes a pixel once per sub-pixel, each time after storing one
-more of them (:mod:`npixelcnn.steps`): the horizontal stack at (i, j) is simply
-computed again. The vertical stack reads no sub-pixel of row i, so its row
-i - 1 is the same at every visit of (i, 0): the plain step computes it again,
-the fast one only at the first visit.
+more of them (:mod:`npixelcnn.steps`): the plain step computes the horizontal
+stack at (i, j) again, whole; the fast one, at round g, only group g's columns
+of it, a_g and b_g of the gate's two halves (kept side by side: the
+pre-activation's columns come group by group), the gate's group g and out's
+group g, reading h's groups <= g at (i, j) (the first layer: the image's
+sub-pixels < g) and the gate's, which it keeps over the rounds. The vertical
+stack reads no sub-pixel of row i, so its row i - 1 is the same at every visit
+of (i, 0): the plain step computes it again, the fast one only at the first.
 
 The plain step keeps both stacks' whole input images; the fast one keeps only
 what is still read: the vertical input's last p + 1 rows in a ring, the
@@ -52,10 +56,11 @@ v_row (W, B, C), h (B, C + 1) with a trailing 1.
 
 import numpy as np
 
-from .gated import GatedLayer, TakeHorizontal, tanh_and_sigmoid
+from .gated import GatedLayer, TakeHorizontal, gate_groups, tanh_and_sigmoid
 from .pixel_steps import weights_and_bias
 from .plain_steps import gather_taps, padded_image, without_padding
 from .steps import FastStep, PlainStep, check_causal_taps
+from .sub_pixel_rounds import bias_and_weights, centre_reads, group_slices, reads_centre, sub_pixel_order_error
 
 
 def gate(z):
@@ -182,8 +187,19 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         # convolution and of the link (so the pre-activation holds [a, b / 2]), and
         # the output 1x1's weight rows (its bias row not). Scaling by a power of two
         # is exact in floating point: the result is the same to the last bit.
-        self.halve_b = halve_b = np.concatenate([np.ones(c, dtype), np.full(c, 0.5, dtype)])
-        self.link = weights_and_bias(layer.link) * halve_b           # (2C + 1, 2C)
+        # The pre-activation's 2C columns come group by group, [a_0, b_0, a_1, b_1, ...]
+        # (grey: [a, b]): a colour round computes group g's a and b side by side.
+        groups = rows.groups
+        self.order_error = (sub_pixel_order_error(layer.horizontal, groups, self.sampler,
+                                                  gate_groups(c, groups) if groups > 1 else None)
+                            or sub_pixel_order_error(layer.out, groups, self.sampler))
+        if self.order_error is not None:
+            groups = 1                                               # refused by the sampler before any use
+        h_groups, in_groups = group_slices(c, groups), group_slices(c_in, groups)
+        order = np.concatenate([np.r_[g.start:g.stop, c + g.start:c + g.stop] for g in h_groups])
+        self.halve_b = halve_b = np.concatenate([np.ones(c, dtype), np.full(c, 0.5, dtype)])[order]
+        self.order = order
+        self.link = weights_and_bias(layer.link)[:, order] * halve_b    # (2C + 1, 2C)
         # What link_row adds to every row's link: the link's bias (2C,), or, once
         # condition has folded each image's V_h[y] in, (B, 2C).
         self.link_bias = self.link[-1]
@@ -199,18 +215,45 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.h_tap_count = len(layer.horizontal.taps)
         self.h_step = layer.dilation
         self.h_span = (self.h_tap_count - 1) * self.h_step + 1     # the columns from the first tap to the last
-        self.h_weights = weights_and_bias(layer.horizontal) * halve_b    # (T_h*C_in + 1, 2C)
-        self.h_cols = rows.scratch("gated horizontal im2col row", self.h_tap_count * c_in + 1)
-        self.h_tap_values = self.h_cols[:, :-1].reshape(batch, self.h_tap_count, c_in)     # a view
+        # im2col's row at (i, j), the taps (the centre, if kept, last) and the 1 that multiplies
+        # the bias row. Grey: [taps, 1], a scratch row. Colour: [1, taps], the step's own, which
+        # keeps the earlier pixels' taps over the rounds; with the 1 first, what round g reads is
+        # a prefix (:mod:`npixelcnn.sub_pixel_rounds`). The gate's row [2 gate, 1] likewise.
+        lead = groups > 1
+        with_bias = bias_and_weights if lead else weights_and_bias
+        h_weights = with_bias(layer.horizontal)[:, order] * halve_b  # (T_h*C_in + 1, 2C)
+        size = 1 + self.h_tap_count * c_in
+        self.h_cols = np.ones((batch, size), dtype) if lead else rows.scratch("gated horizontal im2col row", size)
+        taps = self.h_cols[:, 1:] if lead else self.h_cols[:, :-1]
+        self.h_tap_values = taps.reshape(batch, self.h_tap_count, c_in)     # a view
+        centre = reads_centre(layer.horizontal)
+        self.h_centre = self.h_tap_values[:, -1] if centre else None  # (B, C_in)
         self.h_pre = rows.get("gated h_pre", 2 * c)
-        self.h_a, self.h_b = self.h_pre[:, :c], self.h_pre[:, c:]    # its two halves (views)
-        self.gated = rows.get("gated h gate", c + 1)
-        self.out = weights_and_bias(layer.out)                       # (C + 1, C)
-        self.out[:-1] *= 0.5
+        self.gated = np.ones((batch, 1 + c), dtype)                  # 2 gate, and the 1
+        gate_at = 1 if lead else 0                                   # where the gate's columns start
+        out = with_bias(layer.out)                                   # (C + 1, C)
+        out[gate_at:gate_at + c] *= 0.5                              # its weight rows, not its bias
         self.y = rows.get("gated h out", c + 1)
+        # Per round g (grey: one): the input's columns stored (group g), the prefix of
+        # h_cols read, the horizontal weights, the pre-activation's columns of group g (a_g,
+        # b_g side by side; the link's too), its halves, the gate's columns, the prefix of
+        # gated that out's group g reads, out's weights, and the output's columns.
+        self.rounds = []
+        for new, f in zip(in_groups, h_groups):
+            pre = slice(2 * f.start, 2 * f.stop)
+            halves = np.r_[f.start:f.stop, c + f.start:c + f.stop]             # a_g and b_g, natural order
+            h_read = size - (c_in if centre else 0) + centre_reads(layer.horizontal, halves)
+            out_read = 1 + centre_reads(layer.out, f)
+            middle = pre.start + f.stop - f.start
+            self.rounds.append((new, self.h_cols[:, :h_read], np.ascontiguousarray(h_weights[:h_read, pre]),
+                                self.h_pre[:, pre], pre, self.h_pre[:, pre.start:middle],
+                                self.h_pre[:, middle:pre.stop], self.gated[:, gate_at + f.start:gate_at + f.stop],
+                                self.gated[:, :out_read], np.ascontiguousarray(out[:out_read, f]), self.y[:, f]))
         self.inputs = [self.v_ring[:, p:p + width], self.h_row[p:]]
         if layer.first:
             self.inputs.append(self.v_rows[:, p:p + width])
+        if lead:                                    # the gate at (i, j), which out's groups read over the rounds
+            self.inputs.append(self.gated[:, gate_at:gate_at + c])
         self.v_row_ready = False                    # v_out holds a row the next layer has not had
         # The row _vertical_row last computed (None: none yet). A colour pixel comes back once
         # per sub-pixel, and its vertical row i - 1 is the same at every visit of (i, 0): it
@@ -227,7 +270,8 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         (gated.py), so it is added to v_pre between the two: once per row.
         """
         if self.layer.horizontal_class is not None:
-            self.link_bias = self.link[-1] + self.layer.horizontal_class.params["V"][labels] * self.halve_b
+            v_h = self.layer.horizontal_class.params["V"][labels][:, self.order]     # (B, 2C), group by group
+            self.link_bias = self.link[-1] + v_h * self.halve_b
         if self.layer.vertical_class is not None:           # (none in the last layer: v' is not read)
             self.v_class = self.layer.vertical_class.params["V"][labels]
 
@@ -238,25 +282,27 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.v_ring[i % (self.pad + 1), self.pad + j] = values
         self.h_row[self.pad + j] = values
 
-    def compute(self, i, j):
-        """The first layer at (i, j), from the image before (i, j)."""
+    def compute(self, i, j, g=0):
+        """The first layer at (i, j), from the image before (i, j) (colour: group g, from the
+        sub-pixels before g there)."""
         if j == 0 and self.v_row_done != i - 1:
             if i > 0:                               # image row i - 1 is complete: the vertical stack's
                 slot = (i - 1) % (self.pad + 1)
                 self.v_rows[slot] = self.v_ring[slot]
             self._vertical_row(i - 1)
-        return self._horizontal(i, j, None)
+        return self._horizontal(i, j, None, g)
 
     # --------------------------------------------------------------- any layer
 
-    def at(self, x, i, j):
+    def at(self, x, i, j, g=0):
         v_row, h = x
-        if j == 0 and self.v_row_done != i - 1:
+        if j == 0 and self.v_row_done != i - 1:     # (colour: at the first round of (i, 0))
             if v_row is not None:                   # the previous layer's row i - 1
                 self.v_ring[(i - 1) % (self.pad + 1), self.pad:self.pad + v_row.shape[0]] = v_row
             self._vertical_row(i - 1)
-        self.h_row[self.pad + j] = h[:, :-1]
-        return self._horizontal(i, j, h)
+        new = self.rounds[g][0]
+        self.h_row[self.pad + j, :, new] = h[:, new]        # round g's group (grey: all) of h at (i, j)
+        return self._horizontal(i, j, h, g)
 
     def _vertical_row(self, r):
         """The vertical stack on row r (all columns): its gated output for the next
@@ -293,18 +339,23 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
         self.v_out *= 0.5
         self.v_row_ready = True
 
-    def _horizontal(self, i, j, h):
-        """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer."""
-        # Columns j - p .. j (mask A: .. j - d), every d-th: (taps, B, C) -> (B, taps, C).
-        self.h_tap_values[...] = self.h_row[j:j + self.h_span:self.h_step].transpose(1, 0, 2)
-        np.matmul(self.h_cols, self.h_weights, out=self.h_pre)        # [a, b / 2] (see __init__)
-        self.h_pre += self.link_row[j]
-        np.tanh(self.h_pre, out=self.h_pre)                         # [tanh(a), tanh(b / 2)]
-        self.h_b += 1                                               # 2 sigmoid(b)
-        np.multiply(self.h_a, self.h_b, out=self.gated[:, :-1])     # 2 gate
-        np.matmul(self.gated, self.out, out=self.y[:, :-1])         # out's weights are halved
+    def _horizontal(self, i, j, h, g=0):
+        """h' at (i, j), (B, C + 1): h + out(gate(horizontal(h) + link)), no h in the first layer;
+        in colour only group g's columns, from h's groups <= g at (i, j) (< g in the first layer)."""
+        if g == 0:
+            # Columns j - p .. j (mask A: .. j - d), every d-th: (taps, B, C) -> (B, taps, C).
+            self.h_tap_values[...] = self.h_row[j:j + self.h_span:self.h_step].transpose(1, 0, 2)
+        elif self.h_centre is not None:
+            self.h_centre[...] = self.h_row[self.pad + j]     # one more group of (i, j) stored since round 0
+        new, read, weights, pre, columns, a, b, gated, out_read, out_weights, out = self.rounds[g]
+        np.matmul(read, weights, out=pre)                   # [a, b / 2] (see __init__)
+        pre += self.link_row[j, :, columns]
+        np.tanh(pre, out=pre)                               # [tanh(a), tanh(b / 2)]
+        b += 1                                              # 2 sigmoid(b)
+        np.multiply(a, b, out=gated)                        # 2 gate
+        np.matmul(out_read, out_weights, out=out)           # out's weights are halved
         if h is not None:
-            self.y[:, :-1] += h[:, :-1]                                 # the residual
+            out += h[:, new]                                # the residual
         return (self.v_out if (j == 0 and self.v_row_ready) else None), self.y
 
     # --------------------------------------------------------------- prefill
@@ -331,5 +382,5 @@ class GatedLayerAt(FastStep, layer=GatedLayer):
 class TakeHorizontalAt(FastStep, layer=TakeHorizontal):
     """(v_row, h) -> h."""
 
-    def at(self, x, i, j):
+    def at(self, x, i, j, g=0):
         return x[1]

@@ -42,6 +42,12 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
             given the earlier pixels). Every layer's channels are split into C groups, one per
             sub-pixel (:mod:`npixelcnn.masks`), and the output layer's group c holds sub-pixel
             c's output.channels numbers.
+        channel_coefficients: False (the default), or True for PixelCNN++'s channel coefficients
+            with output="logistic-mixture" in colour (channel_order "ordered"): the means of G
+            move linearly with R's value at the pixel, B's with R's and G's, by coefficients
+            the model gives (3K + 2K numbers per sub-pixel; :mod:`npixelcnn.mixture_channels`).
+            Off unless asked for, so that a config or checkpoint that does not name it means
+            the model it meant before it existed; recorded in ``config`` only when True.
         seed: int or None; the same seed builds the same weights.
 
     Initialisation: He-normal weights (std sqrt(2 / fan_in)), the right scale
@@ -81,14 +87,15 @@ class PixelCNN(AutoregressiveModel, arch="pixelcnn"):
     }
 
     def __init__(self, levels=4, hidden=64, blocks=15, head=128, output="softmax", components=None,
-                 dilations=None, in_channels=1, channel_order="ordered", seed=None):
+                 dilations=None, in_channels=1, channel_order="ordered", channel_coefficients=False, seed=None):
         super().__init__()
         check_levels(levels)
         check_positive_int(hidden, "hidden")
         check_positive_int(blocks, "blocks", minimum=0)
         check_positive_int(head, "head")
         self.config = {"levels": levels, "hidden": hidden, "blocks": blocks, "head": head,
-                       **self.choose_output(levels, output, components),
+                       **self.choose_output(levels, output, components, channel_coefficients,
+                                            in_channels, channel_order),
                        **self.choose_channels(in_channels, channel_order)}
         if dilations is not None:           # recorded only when given: other configs stay as they were
             dilations = self.config["dilations"] = check_dilations(dilations, blocks, "residual block")

@@ -18,6 +18,19 @@ row; each step writes into rows of its own (:class:`Rows`), made once, and
 ``at`` returns a row that its next call overwrites (or, when ``in_place`` is
 set, its input row).
 
+In colour (G = 3 groups of channels, R, G, B: :mod:`npixelcnn.masks`) a pixel is
+computed in G rounds, one per sub-pixel: ``at(x, i, j, g)`` computes only the
+output columns of group g, from its input's groups <= g at (i, j) (those < g
+stored in earlier rounds, final) and every channel of earlier pixels, so a
+pixel costs the multiply-adds of a grey one. A step that reads its own pixel
+keeps its input there across the rounds (a 1x1 a row of its own, a causal
+convolution its ring); the rows passed on hold, at round g, only group g's
+columns new. In colour a step's gathered row starts with the 1 of the bias
+(grey: ends with it) and ends with the centre tap, so what group g reads is a
+prefix of it: the bias, the earlier pixels' taps, the centre's first channels,
+up to its input's group g (:mod:`npixelcnn.sub_pixel_rounds`). Grey is the
+case of one group and one round (g = 0, not passed): every column, as before.
+
 Why each of these helps shows in the cached sampler's profile,
 ``python benchmarks/bench_sampling.py --profile``: a step is a few small NumPy
 calls per layer, so every call and every fresh allocation saved counts.
@@ -28,6 +41,7 @@ import numpy as np
 from .blocks import Residual, Sequential
 from .layers import Conv2D, ReLU
 from .steps import FastStep, check_causal_taps
+from .sub_pixel_rounds import group_slices, grouped_weights, sub_pixel_order_error
 
 
 class Rows:
@@ -40,11 +54,15 @@ class Rows:
     position of a step inside the nearest enclosing residual branch (None
     outside any: own rows). Sharing keeps a pixel's work in a few hundred KB
     that stay in the CPU's cache (for the seed architecture, 215 KB instead
-    of 3.2 MB for rows of its own per step).
+    of 3.2 MB for rows of its own per step). In colour a shared row holds
+    only the current round's group until the next step has read it: what a
+    step reads of earlier rounds it keeps in memory of its own.
+
+    ``groups``: G, the sub-pixels of the model's pixels (1 grey, 3 colour): the rounds of a pixel.
     """
 
-    def __init__(self, batch, dtype, key=None, shared=None):
-        self.batch, self.dtype, self.key = batch, dtype, key
+    def __init__(self, batch, dtype, key=None, shared=None, groups=1):
+        self.batch, self.dtype, self.key, self.groups = batch, dtype, key, groups
         self.shared = {} if shared is None else shared
 
     def get(self, role, width):
@@ -57,32 +75,41 @@ class Rows:
 
     def scratch(self, role, width):
         """A row used up within one step's computation: one for all steps."""
-        return Rows(self.batch, self.dtype, ("scratch",), self.shared).get(role, width)
+        return Rows(self.batch, self.dtype, ("scratch",), self.shared, self.groups).get(role, width)
 
     def at(self, position):
         """The rows for a child at ``position`` (a tuple): shared if this one is."""
-        return Rows(self.batch, self.dtype, None if self.key is None else self.key + position, self.shared)
+        return Rows(self.batch, self.dtype, None if self.key is None else self.key + position, self.shared,
+                    self.groups)
 
     def in_branch(self, position):
         """The rows for a child of a residual branch: shared by position from here down."""
         key = position if self.key is None else self.key + position
-        return Rows(self.batch, self.dtype, key, self.shared)
+        return Rows(self.batch, self.dtype, key, self.shared, self.groups)
 
 
 class ReLUAt(FastStep, layer=ReLU):
-    """max(x, 0) at one pixel (the trailing 1 stays 1)."""
+    """max(x, 0) at one pixel (the trailing 1 stays 1); in colour, group g's columns at round g."""
 
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
         self.rows = rows
-        self.y = None                   # made at the first call, when the width is known
+        self.y = self.columns = None    # made at the first call, when the width is known
 
-    def at(self, x, i, j):
-        if self.in_place:
-            return _relu(x, out=x)
+    def at(self, x, i, j, g=0):
+        y = x if self.in_place else self._row(x)
+        if self.rows.groups == 1:
+            return _relu(x, out=y)
+        if self.columns is None:
+            self.columns = group_slices(x.shape[1] - 1, self.rows.groups)
+        columns = self.columns[g]                   # colour: round g's group only
+        _relu(x[:, columns], out=y[:, columns])
+        return y
+
+    def _row(self, x):
         if self.y is None:
             self.y = self.rows.get("relu", x.shape[1])
-        return _relu(x, out=self.y)
+        return self.y
 
 
 class ConvAt(FastStep, layer=Conv2D):
@@ -96,22 +123,44 @@ class ConvAt(FastStep, layer=Conv2D):
 
 
 class PointwiseConvAt(ConvAt):
-    """A 1x1 convolution at one pixel: [x, 1] @ [[W], [b]]."""
+    """A 1x1 convolution at one pixel: [x, 1] @ [[W], [b]].
+
+    In colour, round g: output group g from the input's groups <= g at the pixel,
+    which the step keeps in a row of its own, [1, x] (the bias input first), filled
+    one group per round: ``[1, x[:, :hi]] @ [[b], [W[:hi]]]`` for group g's columns.
+    """
 
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
         self.weights = weights_and_bias(layer)                      # (C_in + 1, C_out)
         self.y = rows.get("1x1", layer.out_channels + 1)
+        self.order_error = sub_pixel_order_error(layer, rows.groups, self.sampler)
+        self.rounds = None                                          # grey: one round, the whole row
+        if rows.groups > 1 and self.order_error is None:
+            kept = np.ones((rows.batch, 1 + layer.in_channels), rows.dtype)     # [1, x at this pixel]
+            self.rounds = [(new, kept[:, 1 + new.start:1 + new.stop], kept[:, :prefix], weights, self.y[:, out])
+                           for new, out, prefix, weights in grouped_weights(layer, rows.groups)]
+            self.inputs = [kept[:, 1:]]
 
-    def at(self, x, i, j):
-        np.matmul(x, self.weights, out=self.y[:, :-1])
+    def at(self, x, i, j, g=0):
+        if self.rounds is None:
+            np.matmul(x, self.weights, out=self.y[:, :-1])
+            return self.y
+        new, kept_new, kept_read, weights, out = self.rounds[g]
+        kept_new[...] = x[:, new]                   # the input's group g at this pixel, kept
+        np.matmul(kept_read, weights, out=out)      # group g's columns, from the groups <= g
         return self.y
 
 
 class CausalConvAt(ConvAt):
     """A k x k convolution over causal taps at one output pixel: its input's
     last rows in a ring, the kept taps of each kernel row, and the kept
-    weights (with the bias row)."""
+    weights (with the bias row).
+
+    In colour, round g computes output group g: at round 0 it gathers every tap
+    (the centre's groups > 0 are not read yet); at a later round it copies only
+    the centre again, the input at (i, j) with one more group stored, and reads
+    the prefix of its gathered row that group g's weights need."""
 
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
@@ -123,6 +172,7 @@ class CausalConvAt(ConvAt):
         taps, step = layer.window_taps, layer.dilation
         n_taps = len(taps)
         self.reads_own_pixel = check_causal_taps(layer, self.sampler)    # mask B: yes; mask A: no
+        self.order_error = sub_pixel_order_error(layer, rows.groups, self.sampler)
         # The window at (i, j) reaches rows i - pad .. i: only the last pad + 1
         # input rows are ever read again. They are kept in a ring, image row r
         # in slot r % (pad + 1), zero-padded by pad columns on either side
@@ -130,11 +180,17 @@ class CausalConvAt(ConvAt):
         self.ring = np.zeros((self.pad + 1, width + 2 * self.pad, batch, channels), dtype)
         self.input = self.ring[:, self.pad:self.pad + width]              # (pad + 1, W, B, C_in)
         # im2col's row for one pixel and all B images, (B, T*C_in + 1), taps
-        # in raster order and channels inside each tap, as in the full layer;
-        # the last column is the 1 that multiplies the bias row.
-        self.cols = rows.scratch(f"{layer.kernel_size}x{layer.kernel_size} im2col row",
-                                 n_taps * channels + 1)
-        tap_values = self.cols[:, :-1].reshape(batch, n_taps, channels)   # a view
+        # in raster order (the centre, if kept, last) and channels inside each tap,
+        # as in the full layer, and the 1 that multiplies the bias row. Grey: [taps, 1],
+        # a scratch row, used up at once. Colour: [1, taps], the step's own, which keeps
+        # the taps of earlier pixels from round 0 to the last; with the 1 first, what
+        # round g reads is a prefix (:mod:`npixelcnn.sub_pixel_rounds`).
+        size = 1 + n_taps * channels
+        grey = rows.groups == 1 or self.order_error is not None
+        self.cols = (rows.scratch(f"{layer.kernel_size}x{layer.kernel_size} im2col row", size) if grey
+                     else np.ones((batch, size), dtype))
+        tap_values = (self.cols[:, :-1] if grey else self.cols[:, 1:]).reshape(batch, n_taps, channels)
+        self.centre = tap_values[:, -1] if self.reads_own_pixel else None   # (B, C_in), the last tap
         # A causal mask keeps whole kernel rows above the centre and the left
         # part of the centre row: in every kernel row the kept taps are side
         # by side (d pixels apart when dilated), so one slice of the ring,
@@ -148,8 +204,12 @@ class CausalConvAt(ConvAt):
                                  f"evenly spaced {step} apart ({c.tolist()}); expected a causal mask")
             self.kernel_rows.append((int(r), int(c[0]), int(c[-1]) + 1, step,
                                      tap_values[:, in_row[0]:in_row[-1] + 1]))
-        self.weights = weights_and_bias(layer)                           # (T*C_in + 1, C_out)
         self.y = rows.get("conv", layer.out_channels + 1)
+        # Per round: the input columns stored, the prefix of cols read, the weights, the output columns.
+        everything = slice(0, channels)
+        self.rounds = [(everything, self.cols, weights_and_bias(layer), self.y[:, :-1])] if grey else [
+            (new, self.cols[:, :prefix], w, self.y[:, out])
+            for new, out, prefix, w in grouped_weights(layer, rows.groups)]
         self.inputs = [self.input]
 
     def input_at(self, i, j):
@@ -161,21 +221,26 @@ class CausalConvAt(ConvAt):
         C_in sub-pixels (1 grey, 3 colour)."""
         self.input_at(i, j)[...] = values
 
-    def at(self, x, i, j):
-        self.input_at(i, j)[...] = x[:, :-1]
-        return self.compute(i, j)
+    def at(self, x, i, j, g=0):
+        new = self.rounds[g][0]
+        self.input_at(i, j)[:, new] = x[:, new]    # round g's group (grey: all) of the input at (i, j)
+        return self.compute(i, j, g)
 
-    def compute(self, i, j):
-        """The output at (i, j), (B, C_out + 1), from the inputs stored so far."""
-        for r, first, end, step, taps in self.kernel_rows:
-            row = i + r - self.pad                  # the image row this window row reads
-            if row < 0:
-                taps[...] = 0                       # above the image: the convolution's zero padding
-            else:
-                # Ring columns j + first .. j + end, every step-th (padded coordinates),
-                # (taps, B, C) -> (B, taps, C): each image's taps side by side.
-                taps[...] = self.ring[row % (self.pad + 1), j + first:j + end:step].transpose(1, 0, 2)
-        np.matmul(self.cols, self.weights, out=self.y[:, :-1])
+    def compute(self, i, j, g=0):
+        """Output group g at (i, j) (grey: the output), (B, C_out + 1), from the inputs stored so far."""
+        if g == 0:
+            for r, first, end, step, taps in self.kernel_rows:
+                row = i + r - self.pad                  # the image row this window row reads
+                if row < 0:
+                    taps[...] = 0                       # above the image: the convolution's zero padding
+                else:
+                    # Ring columns j + first .. j + end, every step-th (padded coordinates),
+                    # (taps, B, C) -> (B, taps, C): each image's taps side by side.
+                    taps[...] = self.ring[row % (self.pad + 1), j + first:j + end:step].transpose(1, 0, 2)
+        elif self.centre is not None:
+            self.centre[...] = self.input_at(i, j)      # one more group of (i, j) stored since round 0
+        _, read, weights, out = self.rounds[g]
+        np.matmul(read, weights, out=out)
         return self.y
 
     def full(self, x, upto):
@@ -201,9 +266,13 @@ class SequenceAt(FastStep, layer=Sequential):
     def child_rows(self, rows, k):
         return rows.at((k,))
 
-    def at(self, x, i, j):
-        for step in self.children:
-            x = step.at(x, i, j)
+    def at(self, x, i, j, g=None):
+        if g is None:                               # grey: the children are not told the round
+            for step in self.children:
+                x = step.at(x, i, j)
+        else:
+            for step in self.children:
+                x = step.at(x, i, j, g)
         return x
 
     def full(self, x, upto):
@@ -213,24 +282,30 @@ class SequenceAt(FastStep, layer=Sequential):
 
 
 class ResidualAt(SequenceAt, layer=Residual):
-    """x + branch(x), the branch being the children of a :class:`Residual`."""
+    """x + branch(x), the branch being the children of a :class:`Residual` (in colour,
+    group g's columns at round g)."""
 
     def __init__(self, layer, shape, rows):
         super().__init__(layer, shape, rows)
-        self.y = None                   # made at the first call unless in place
+        self.groups = rows.groups
+        self.y = self.columns = None    # made at the first call, when the width is known
 
     def child_rows(self, rows, k):
         return rows.in_branch((k,))
 
-    def at(self, x, i, j):
-        branch = super().at(x, i, j)
+    def at(self, x, i, j, g=None):
+        branch = super().at(x, i, j, g)
+        if self.columns is None:
+            width = x.shape[1] - 1
+            self.columns = [slice(0, width)] if self.groups == 1 else group_slices(width, self.groups)
         if self.in_place:
             y = x
         else:
             if self.y is None:
                 self.y = np.ones_like(x)
             y = self.y
-        np.add(x[:, :-1], branch[:, :-1], out=y[:, :-1])
+        columns = self.columns[g or 0]
+        np.add(x[:, columns], branch[:, columns], out=y[:, columns])
         return y
 
     def full(self, x, upto):

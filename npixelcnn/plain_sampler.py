@@ -42,9 +42,11 @@ class PlainCachedPixelCNN:
 
     In colour (C = ``model.in_channels`` sub-pixels, R, G, B) the first layer reads
     the sub-pixels of (i, j) stored so far, and sub-pixel c's outputs are right once
-    those before c are stored: the driver calls :meth:`outputs_at` at (i, j) once per
-    sub-pixel, the first time before anything of (i, j) is stored, then each time after
-    :meth:`set_pixel`, and every step computes (and keeps) its output at (i, j) again.
+    those before c are stored: the driver calls ``outputs_at(i, j, sub_pixel=c)`` at
+    (i, j) once per sub-pixel, the first time before anything of (i, j) is stored, then
+    each time after :meth:`set_pixel`, and every step computes (and keeps) its whole
+    output at (i, j) again: C times a grey pixel's work, which the fast sampler
+    splits over the sub-pixels instead (:mod:`npixelcnn.cached_sampler`).
 
     Args:
         model: an :class:`~npixelcnn.autoregressive.AutoregressiveModel` whose first
@@ -87,19 +89,27 @@ class PlainCachedPixelCNN:
         values = self.values[check_pixel_levels(levels, self.batch, self.channels, "PlainCachedPixelCNN")]
         self.steps[0].store_pixel(i, j, values.reshape(self.batch, self.channels))
 
-    def outputs_at(self, i, j):
-        """The model's outputs (B, C * P) at pixel (i, j), P = ``model.output.channels``:
-        the logits (B, L) of a grey softmax model; sub-pixel c's P numbers at [c*P:(c+1)*P].
+    def outputs_at(self, i, j, sub_pixel=None):
+        """The model's outputs at pixel (i, j), (B, C * P), P = ``model.output.channels``
+        (the logits (B, L) of a grey softmax model): sub-pixel c's P numbers at
+        [c*P:(c+1)*P]; with ``sub_pixel=c``, those alone, (B, P).
 
         Requires every pixel before (i, j) to be set (:meth:`set_pixel`) and
         computed (:meth:`outputs_at`): then the result equals
         ``model.forward(x)[:, i, j]`` (``model.forward(x, labels)``) up to float rounding;
         in colour, sub-pixel c's part does once the sub-pixels of (i, j) before c are set.
+        Every call computes every layer at (i, j) whole, whatever ``sub_pixel`` asks for
+        (the fast sampler computes sub-pixel c's groups alone).
         """
         x = self.steps[0].compute(i, j)       # the image at (i, j) is not drawn yet: not read
         for step in self.steps[1:]:
             x = step.at(x, i, j)
-        return x
+        if sub_pixel is None:
+            return x
+        if not (isinstance(sub_pixel, (int, np.integer)) and 0 <= sub_pixel < self.channels):
+            raise ValueError(f"PlainCachedPixelCNN.outputs_at: sub_pixel must be an int in "
+                             f"[0, {self.channels}), got {sub_pixel!r}")
+        return x.reshape(self.batch, self.channels, -1)[:, sub_pixel]
 
     def prefill(self, images, upto):
         """Run every pixel before raster index ``upto`` through the steps, with the levels

@@ -204,7 +204,7 @@ def _fill_naive(model, images, hidden, labels, temperature, rng, progress):
                 x = to_model_input(images, model.levels).astype(model.dtype, copy=False)
                 outputs = model.forward(x, labels)      # (B, H, W, P), (B, H, W, C, P) in colour
                 levels = model.output.draw(_sub_pixel_outputs(outputs[:, i, j], channels, c),
-                                           temperature, rng)
+                                           temperature, rng, earlier=sub_pixels[:, i, j, :c])
                 sub_pixels[:, i, j, c] = np.where(hidden[:, i, j], levels, sub_pixels[:, i, j, c])
     finally:
         model.train(was_training)
@@ -238,30 +238,31 @@ def _fill_cached(sampler, method, model, images, hidden, labels, temperature, rn
             drawn = all_hidden or hidden[:, i, j].any()
             for c in range(channels):
                 # Sub-pixel c of (i, j), once those before it are stored (set_pixel
-                # after each draw). The first layer's group g (its outputs for
-                # sub-pixel g) reads the image's sub-pixels g' < g of (i, j), every
-                # later layer's group g its input's groups g' <= g there
-                # (npixelcnn/masks.py): the activations at (i, j) of group c and
-                # before are right, and so are sub-pixel c's outputs. Calling
-                # outputs_at at (i, j) again, once per sub-pixel, is right because:
-                # * each call computes every layer at (i, j) anew and overwrites what
-                #   the steps keep at (i, j). No activation at (i, j) depends on the
-                #   last sub-pixel of (i, j) itself (group C - 1 reads sub-pixels
-                #   0 .. C - 2), so what the last call keeps is final: what a forward
-                #   pass of the finished image has there, the values later pixels read;
-                # * until then the groups after c hold values made from sub-pixels not
-                #   drawn yet (the first layer's image holds zeros there, or the given
-                #   values of a hidden pixel, or a ring slot's stale values of an older
-                #   row; all finite, as rings start at zero). They reach no result of
-                #   sub-pixel c: the centre weights from a later group are exact zeros
-                #   (kept_weights), and 0 * x is 0 for any finite x.
-                # (The first call at (i, j) comes before anything of (i, j) is stored,
-                # as the steps expect: a gated layer's vertical row is computed then.)
-                outputs = _sub_pixel_outputs(net.outputs_at(i, j), channels, c)    # (B, P)
+                # after each draw). Every layer's channels are C ordered groups: the
+                # first layer's group g (its outputs for sub-pixel g) reads the image's
+                # sub-pixels g' < g of (i, j), every later layer's group g its input's
+                # groups g' <= g there (npixelcnn/masks.py). So group c of every layer
+                # at (i, j) is final once sub-pixels 0 .. c - 1 are stored, and the
+                # groups before c were final a round earlier. outputs_at(i, j,
+                # sub_pixel=c) is round c, sub-pixel c's outputs:
+                # * the fast sampler computes only group c of every layer at (i, j), from
+                #   its input's groups <= c there (those < c kept from the earlier
+                #   rounds), never reading a later group: a pixel costs about the
+                #   multiply-adds of a grey pixel, split over C rounds;
+                # * the plain one computes every group again; a later group's values
+                #   there (zeros, a hidden pixel's given values, an older row's stale
+                #   ones; all finite) meet only exact zero weights (kept_weights).
+                # After round C - 1 every group at (i, j) is final and stored: what a
+                # forward pass of the finished image has there, which later pixels
+                # read. Grey is one round, c = 0. (Round 0 comes before anything of
+                # (i, j) is stored, as the steps expect: a gated layer's vertical row
+                # is computed then.)
+                outputs = net.outputs_at(i, j, sub_pixel=c)                       # (B, P)
                 if all_hidden:
-                    sub_pixels[:, i, j, c] = model.output.draw(outputs, temperature, rng)
+                    sub_pixels[:, i, j, c] = model.output.draw(outputs, temperature, rng,
+                                                               earlier=sub_pixels[:, i, j, :c])
                 elif drawn:
-                    levels = model.output.draw(outputs, temperature, rng)
+                    levels = model.output.draw(outputs, temperature, rng, earlier=sub_pixels[:, i, j, :c])
                     sub_pixels[:, i, j, c] = np.where(hidden[:, i, j], levels, sub_pixels[:, i, j, c])
                 net.set_pixel(i, j, sub_pixels[:, i, j])
     return images

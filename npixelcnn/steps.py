@@ -42,10 +42,20 @@ class PixelStep:
 
     A colour image (C sub-pixels, R, G, B) makes that round once per sub-pixel of
     (i, j): compute and ``at`` at the same (i, j) C times, the first before anything
-    of (i, j) is stored, each later one after one more sub-pixel is stored, and a
-    step simply computes (and keeps) its output at (i, j) again. The last round's
-    values are final, and stale values in a step's memory at (i, j) never reach a
-    result (the comment in the cached loop of :mod:`npixelcnn.sampling` says why).
+    of (i, j) is stored, each later one after one more sub-pixel is stored. The two
+    flavours differ there:
+
+    * a plain step simply computes (and keeps) its whole output at (i, j) again;
+    * a fast step is told the round, ``compute(i, j, g)`` and ``at(x, i, j, g)``
+      (not in grey: ``compute(i, j)``, ``at(x, i, j)``, so a step written for grey
+      models needs no g), and computes only its output's group g at (i, j): x holds
+      the input's group g new (the other columns may hold anything), and the
+      groups < g of its input there, which group g may read, it kept itself in
+      the earlier rounds (:mod:`npixelcnn.pixel_steps`).
+
+    Either way, the last round's values are final, and stale values in a step's
+    memory at (i, j) never reach a result (the comment in the cached loop of
+    :mod:`npixelcnn.sampling` says why).
 
     Before the first pixel, once every step is made, the sampler calls
     ``step.condition(labels)`` on every step (children included, :func:`walk`):
@@ -79,8 +89,9 @@ class PixelStep:
 
     inputs = ()
     """The arrays in which the step keeps its input for later pixels (views without
-    their zero padding); the tests fill them with garbage to show that nothing is read
-    before it is written. A step that keeps nothing: ()."""
+    their zero padding), and a fast step in colour what it keeps of its pixel for the
+    later rounds; the tests fill them with garbage to show that nothing is read before
+    it is written. A step that keeps nothing: ()."""
 
     children = ()
     """The steps of a container layer (a sequence, a residual connection), in order;
@@ -158,12 +169,19 @@ class FastStep(PixelStep):
     column of ones, x (B, C_in + 1) -> y (B, C_out + 1), written into buffers made once.
 
     Made as ``StepClass(layer, shape, rows)``: the image shape (H, W) and the
-    :class:`~npixelcnn.pixel_steps.Rows` its outputs are written into. ``at`` may return
-    a row that its next call overwrites.
+    :class:`~npixelcnn.pixel_steps.Rows` its outputs are written into (``rows.groups``:
+    the model's sub-pixels, one round each). In colour ``at(x, i, j, g)`` and
+    ``compute(i, j, g)`` take the round g and compute the output's group g (in grey no g
+    is passed: the built-in steps default to g = 0, every column); ``at`` may return a row
+    that its next call overwrites.
     """
 
     registry = {}
     flavour, sampler = "fast", "CachedPixelCNN"
+    order_error = None
+    """Why the step cannot compute its layer sub-pixel by sub-pixel in a colour model (its
+    channels are not split into the sub-pixels' ordered groups), or None; the sampler
+    raises it (:func:`check_sub_pixel_order`) once the first layer is checked."""
     in_place = False
     """May ``at`` overwrite its input row and return it? Set by ``pixel_steps.allow_in_place``
     for the steps that can, where it is safe."""
@@ -219,6 +237,14 @@ def check_first_step(first, model, sampler):
                          f"sub-pixel it predicts: at its own pixel an output of group g may read only "
                          f"the image's channels g' < g (mask A with in_groups = [0, ..., "
                          f"{model.in_channels - 1}] and out_groups), got {first.layer!r}")
+
+
+def check_sub_pixel_order(steps):
+    """Raise ValueError if a fast step (children included) cannot be computed sub-pixel by
+    sub-pixel: its ``order_error`` says why (:func:`~npixelcnn.pixel_steps.sub_pixel_order_error`)."""
+    for step in walk(steps):
+        if step.order_error is not None:
+            raise ValueError(step.order_error)
 
 
 def reads_only_earlier_sub_pixels(layer, channels):

@@ -35,7 +35,7 @@ MAX_PREVIEW_SAMPLES = 1_000
 # from its checkpoint, and refuses them as options.
 NEW_RUN_DEFAULTS = dict(arch="pixelcnn", preset=None, levels=4, seed=0, evals=10, data="mnist")
 TRAINING_ONLY_OPTIONS = ("minutes", "epochs", "steps", "batch_size", "lr", "ema", "output", "components",
-                         "classes", "channel_order", *NEW_RUN_DEFAULTS)
+                         "channel_coefficients", "classes", "channel_order", *NEW_RUN_DEFAULTS)
 
 
 def run_train(args):
@@ -154,6 +154,11 @@ def check_train_options(args):
     if args.components is not None and args.output != "logistic-mixture":
         raise UsageError("--components is the number of logistics of --output logistic-mixture; "
                          "give both, or neither for the softmax")
+    if args.channel_coefficients and (args.output != "logistic-mixture"
+                                      or DATASETS[args.data or NEW_RUN_DEFAULTS["data"]]["channels"] == 1
+                                      or args.channel_order == "independent"):
+        raise UsageError("--channel-coefficients move the means of G and B with R (and G) at their pixel: "
+                         "give it with --output logistic-mixture, colour --data and the ordered channels")
     if args.classes is not None and args.classes < 2:
         raise UsageError(f"--classes must be at least 2 (MNIST has 10 digits, CIFAR-10 10 classes), got {args.classes}")
     if args.components is not None and args.components < 1:
@@ -234,6 +239,8 @@ def new_trainer(args, out):
         config.model["output"] = args.output
     if args.components is not None:
         config.model["components"] = args.components
+    if args.channel_coefficients:                # PixelCNN++'s linear links between a pixel's sub-pixels
+        config.model["channel_coefficients"] = True
     if args.classes is not None:                 # a model of p(x | y), trained on the data set's labels
         config.model["classes"] = args.classes
     channels = DATASETS[args.data]["channels"]

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .data import dequantize
 from .files import write_atomically
-from .validation import check_level_images, check_positive_int
+from .validation import check_level_images, check_levels, check_positive_int
 
 PAD_GRAY = 128  # mid-gray: separates black digits on black backgrounds
 
@@ -25,8 +25,9 @@ def image_grid(images, levels, ncols=None, pad=1):
 
     Args:
         images: (N, H, W) or (N, H, W, 1) integer levels in [0, levels).
-        levels: number of intensity levels, at least 2; level l becomes
-            round(l * 255 / (levels - 1)), so 0 is black and levels-1 white.
+        levels: number of intensity levels, 2 to 256; level l becomes its grey
+            value by :func:`npixelcnn.dequantize`, round(l * 255 / (levels - 1)),
+            so 0 is black and levels-1 white.
         ncols: images per row; default ceil(sqrt(N)), a near-square grid.
         pad: width in pixels of the mid-gray lines around every image.
 
@@ -35,19 +36,7 @@ def image_grid(images, levels, ncols=None, pad=1):
         Cells past the last image are left mid-gray.
     """
     images = _check_images(images, levels, "image_grid")
-    n, h, w = images.shape
-    ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
-    check_positive_int(ncols, "ncols")
-    check_positive_int(pad, "pad", minimum=0)
-    ncols = min(ncols, n)  # no empty columns when ncols > N
-    nrows = math.ceil(n / ncols)
-    # A lookup table maps every level to its gray once, instead of per pixel.
-    gray = np.rint(np.arange(levels) * 255.0 / (levels - 1)).astype(np.uint8)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), PAD_GRAY, np.uint8)
-    for i in range(n):
-        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
-        grid[top:top + h, left:left + w] = gray[images[i]]
-    return grid
+    return _tile(dequantize(images, levels), ncols, pad)
 
 
 def colour_grid(images, levels, ncols=None, pad=1):
@@ -61,19 +50,27 @@ def colour_grid(images, levels, ncols=None, pad=1):
     Returns:
         (rows*(H+pad)+pad, ncols*(W+pad)+pad, 3) uint8; lines and empty cells mid-gray.
     """
-    check_positive_int(levels, "levels", minimum=2)
-    images = check_level_images(images, levels, "colour_grid", channels=3)
-    n, h, w, _ = images.shape
+    images = _check_images(images, levels, "colour_grid", colour=True)
+    return _tile(dequantize(images, levels), ncols, pad)
+
+
+def _tile(cells, ncols, pad):
+    """Lay out N uint8 pictures, (N, H, W) grey or (N, H, W, 3) RGB, in rows of ``ncols``
+    (default ceil(sqrt(N))), with mid-gray lines ``pad`` pixels wide around each one.
+
+    Returns:
+        (rows*(H+pad)+pad, ncols*(W+pad)+pad) uint8, with the cells' (3,) axis if they have one.
+    """
+    n, h, w = cells.shape[:3]
     ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
     check_positive_int(ncols, "ncols")
     check_positive_int(pad, "pad", minimum=0)
-    ncols = min(ncols, n)
+    ncols = min(ncols, n)  # no empty columns when ncols > N
     nrows = math.ceil(n / ncols)
-    rgb = dequantize(images, levels)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), PAD_GRAY, np.uint8)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad) + cells.shape[3:], PAD_GRAY, np.uint8)
     for i in range(n):
         top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
-        grid[top:top + h, left:left + w] = rgb[i]
+        grid[top:top + h, left:left + w] = cells[i]
     return grid
 
 
@@ -189,11 +186,7 @@ def plot_completions(originals, visible, completions, levels, path=None, scale=3
     Hidden pixels are drawn in mid-gray in the middle column, so the part the
     model had to invent stands out. Returns the matplotlib Figure.
     """
-    if is_colour(originals):
-        check_positive_int(levels, "levels", minimum=2)
-        originals = check_level_images(originals, levels, "plot_completions", channels=3)
-    else:
-        originals = _check_images(originals, levels, "plot_completions")
+    originals = _check_images(originals, levels, "plot_completions", colour=is_colour(originals))
     completions = np.asarray(completions)
     n, h, w = originals.shape[:3]
     pixel = originals.shape[1:]                          # (H, W), or (H, W, 3) in colour
@@ -326,8 +319,12 @@ def show_levels(images, levels, ax=None, title=None, ncols=None):
     return ax
 
 
-def _check_images(images, levels, where):
-    check_positive_int(levels, "levels", minimum=2)
+def _check_images(images, levels, where, colour=False):
+    """``images`` as integer levels of ``levels`` (2 to 256), or a clear error naming ``where``:
+    (N, H, W) grey (also given as (N, H, W, 1)), or with ``colour`` (N, H, W, 3) RGB."""
+    check_levels(levels)
+    if colour:
+        return check_level_images(images, levels, where, channels=3)
     return check_level_images(images, levels, where, allow_channel=True)
 
 

@@ -114,7 +114,7 @@ def few_mnist_images(monkeypatch, mnist_dir):
         n = 256 if split == "train" else 32
         return images[:n, 8:20, 8:20], labels[:n]
 
-    monkeypatch.setattr(commands, "load_mnist", load_mnist)
+    monkeypatch.setitem(commands.DATASETS["mnist"], "load", load_mnist)
 
 
 # Checkpoints edited by the tests. A checkpoint stores the SHA-256 of its metadata, so an

@@ -33,7 +33,7 @@ def few_colour_images(monkeypatch):
         n = 64 if split == "train" else 16
         return images[:n, 8:20, 8:20], labels[:n]
 
-    monkeypatch.setattr(commands, "load_coloured_mnist", load_coloured_mnist)
+    monkeypatch.setitem(commands.DATASETS["colour-mnist"], "load", load_coloured_mnist)
 
 
 def is_in_colour(path):
@@ -67,6 +67,27 @@ def test_the_independent_baseline_is_chosen_by_channel_order(tmp_path, few_colou
     assert npc.load_checkpoint(out / "checkpoint.npz").model.channel_order == "independent"
 
 
+def test_channel_coefficients_train_a_mixture_whose_g_and_b_follow_r(tmp_path, few_colour_images):
+    """--channel-coefficients: PixelCNN++'s coefficients, recorded in the checkpoint, with samples drawn
+    through them; refused, in one line, where they mean nothing."""
+    out = tmp_path / "coefficients"
+    assert run("train", *COLOUR, "--output", "logistic-mixture", "--components", 2, "--channel-coefficients",
+               "--steps", 2, "--samples", 2, "--out", out) == 0
+    model = npc.load_checkpoint(out / "checkpoint.npz").model
+    assert model.config["channel_coefficients"] is True
+    assert model.output.channels == 3 * 2 + 2 * 2             # 3K + (C - 1)K numbers per sub-pixel
+    assert np.load(out / "samples.npy").shape == (2, 12, 12, 3)
+
+
+@pytest.mark.parametrize("options", [["--channel-coefficients"],
+                                     ["--output", "logistic-mixture", "--channel-coefficients",
+                                      "--channel-order", "independent"]])
+def test_channel_coefficients_need_an_ordered_colour_mixture(options, tmp_path, capsys, few_colour_images):
+    assert run("train", *COLOUR, *options, "--steps", 1, "--out", tmp_path / "refused") == 2
+    err = capsys.readouterr().err
+    assert one_clear_line(err) and "--channel-coefficients" in err and "logistic-mixture" in err
+
+
 def test_eval_sample_complete_and_resume_read_the_checkpoints_data(colour_run, tmp_path, capsys):
     checkpoint = colour_run / "checkpoint.npz"
     capsys.readouterr()
@@ -83,7 +104,7 @@ def test_eval_sample_complete_and_resume_read_the_checkpoints_data(colour_run, t
                "--data-dir", MNIST_SUBSET, "--out", completions, "--no-progress") == 0
     drawn = np.load(completions.with_suffix(".npy"))
     assert drawn.shape == (2, 2, 12, 12, 3)
-    test_images = npc.quantize(commands.load_coloured_mnist("test")[0][:2], LEVELS)
+    test_images = npc.quantize(commands.load_images("colour-mnist", "test")[0][:2], LEVELS)
     np.testing.assert_array_equal(drawn[:, :, :6], np.broadcast_to(test_images[:, None, :6], (2, 2, 6, 12, 3)))
     assert is_in_colour(completions)
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import npixelcnn as npc
-from npixelcnn import cifar10, coloured_mnist
+from npixelcnn import cifar10, coloured_mnist, download
 from npixelcnn.cifar10 import CIFAR10DownloadError, load_cifar10
 from npixelcnn.coloured_mnist import PALETTE, coloured_mnist_colours, load_coloured_mnist
 
@@ -335,7 +335,7 @@ def test_a_record_is_a_label_then_red_green_and_blue_planes_row_by_row(cached, p
 def test_a_second_load_reads_the_cache_and_fetches_nothing(cached, packed, monkeypatch):
     def no_fetch(*args):
         raise AssertionError("the cache should have been used")
-    monkeypatch.setattr(cifar10, "_fetch", no_fetch)
+    monkeypatch.setattr(download, "fetch", no_fetch)
     for split in ("train", "test"):
         images, labels = load_cifar10(split, data_dir=cached, urls=["http://127.0.0.1:9/nothing"])
         np.testing.assert_array_equal(images, expected_split(packed, split)[0])
@@ -411,7 +411,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(url, out, name, progress):
         out.write(b"half an archive")
         raise KeyboardInterrupt
-    monkeypatch.setattr(cifar10, "_fetch", interrupted)
+    monkeypatch.setattr(download, "fetch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_cifar10("test", data_dir=tmp_path, urls=["http://127.0.0.1:9/x"], progress=False)
     assert files_in(tmp_path) == []

@@ -1,15 +1,18 @@
 """Sampling colour images: sub-pixel by sub-pixel, R, G, B, and three methods to one result.
 
 Claims tested here, on small colour PixelCNNs with random weights (softmax over 4
-and 256 levels, a logistic mixture, independent channels, dilated blocks):
+and 256 levels, a logistic mixture with and without channel coefficients, independent
+channels, dilated blocks):
 
 * every method draws each pixel's sub-pixels in the order R, G, B, one draw each,
   from the outputs that one forward pass of the finished images gives there: the
   sub-pixel's outputs depend on the earlier pixels and the sub-pixels before it;
 * so the naive loop, the plain cached sampler and the fast one give the same images,
   for ``sample`` and ``complete``, and consume the random generator alike;
-* the cached samplers compute every layer at a pixel again for each sub-pixel, and
-  whatever their memory holds before it is written never reaches a result;
+* the cached samplers compute a pixel once per sub-pixel (the plain one every layer
+  whole each time, the fast one each layer's group of that sub-pixel alone:
+  tests/test_sub_pixel_rounds.py), and whatever their memory holds before it is
+  written never reaches a result;
 * they accept a colour first layer that reads its own pixel only through a centre
   tap from earlier sub-pixels (mask A with channel groups), and nothing more;
 * colour images of the wrong shape are refused with a clear error; grey stays grey.
@@ -42,6 +45,9 @@ MODELS = {
     "softmax-256": lambda seed: npc.PixelCNN(levels=256, hidden=6, blocks=2, head=9, in_channels=C, seed=seed),
     "mixture-256": lambda seed: npc.PixelCNN(levels=256, hidden=6, blocks=1, head=9, in_channels=C,
                                              output="logistic-mixture", components=3, seed=seed),
+    "coefficients-256": lambda seed: npc.PixelCNN(levels=256, hidden=6, blocks=1, head=9, in_channels=C,
+                                                  output="logistic-mixture", components=2,
+                                                  channel_coefficients=True, seed=seed),
     "independent": lambda seed: npc.PixelCNN(levels=4, hidden=6, blocks=1, head=9, in_channels=C,
                                              channel_order="independent", seed=seed),
     "dilated": lambda seed: npc.PixelCNN(levels=4, hidden=6, blocks=2, head=9, in_channels=C,
@@ -94,15 +100,22 @@ def forward(model, images):
     return model.eval().forward(npc.to_model_input(images, model.levels).astype(model.dtype))
 
 
+class DrawRecord(list):
+    """A list of (outputs, generator state), one per draw, with the draws' ``earlier`` beside it."""
+
+
 def record_draws(monkeypatch, model):
     """Record every draw of the model's output: the outputs (B, P) it draws from and the
-    state of the generator before it. Returns the list that fills."""
+    state of the generator before it. Returns the list that fills; the levels of the earlier
+    sub-pixels given to each draw, (B, c), go to the list ``seen.earlier``."""
     kind = type(model.output)
-    real_draw, seen = kind.draw, []
+    real_draw, seen, earliers = kind.draw, DrawRecord(), []
+    seen.earlier = earliers
 
-    def recording_draw(output, outputs, temperature, rng):
+    def recording_draw(output, outputs, temperature, rng, earlier=None):
         seen.append((np.array(outputs), rng.bit_generator.state["state"]["state"]))
-        return real_draw(output, outputs, temperature, rng)
+        earliers.append(np.array(earlier))
+        return real_draw(output, outputs, temperature, rng, earlier=earlier)
     monkeypatch.setattr(kind, "draw", recording_draw)
     return seen
 
@@ -144,11 +157,13 @@ def test_everything_visible_is_returned_as_given_and_nothing_visible_samples(met
 # --------------------------------------------------------------------------- the draws
 
 
-@pytest.mark.parametrize("name", ["softmax-4", "mixture-256"])
+@pytest.mark.parametrize("name", ["softmax-4", "mixture-256", "coefficients-256"])
 def test_every_draw_is_a_sub_pixel_in_order_r_g_b_from_one_forward_pass_of_the_result(name, monkeypatch):
     """The k-th draw of a sample is sub-pixel c = k % 3 of pixel k // 3 (raster order), and its
     outputs are what one forward pass of the finished images has there: each sub-pixel was drawn
-    given the earlier pixels and the sub-pixels before it, and what came after changes nothing."""
+    given the earlier pixels and the sub-pixels before it, and what came after changes nothing.
+    The draw is also given those sub-pixels before it, the finished pixel's first c levels
+    (channel coefficients move the means with them)."""
     model = colour_model(name)
     states = {}
     for method in METHODS:
@@ -160,6 +175,7 @@ def test_every_draw_is_a_sub_pixel_in_order_r_g_b_from_one_forward_pass_of_the_r
             (i, j), c = divmod(k // C, SHAPE[1]), k % C
             np.testing.assert_allclose(outputs, full[:, i, j, c], rtol=0, atol=1e-4,
                                        err_msg=f"{method}: pixel {(i, j)}, sub-pixel {'RGB'[c]}")
+            np.testing.assert_array_equal(seen.earlier[k], images[:, i, j, :c])
         states[method] = [state for _, state in seen]
     assert states["plain-cached"] == states["cached"] == states["naive"]
 
@@ -211,15 +227,15 @@ def test_same_seed_same_images_different_seed_different_images(method):
 
 def sub_pixel_by_sub_pixel(sampler, model, images, later):
     """Feed ``images`` (N, H, W, C) to a cached ``sampler`` as the sampling loop does: at every
-    pixel, outputs_at once per sub-pixel c, then set_pixel with the sub-pixels up to c, the
-    others taken from ``later`` (anything: not drawn yet). -> sub-pixel c's outputs at every
-    pixel, (N, H, W, C, P)."""
+    pixel, outputs_at(i, j, sub_pixel=c) for each sub-pixel c, then set_pixel with the
+    sub-pixels up to c, the others taken from ``later`` (anything: not drawn yet).
+    -> sub-pixel c's outputs at every pixel, (N, H, W, C, P)."""
     n = len(images)
     net = sampler(model, n, SHAPE)
     outputs = np.zeros(images.shape + (model.output.channels,), model.dtype)
     for i, j in np.ndindex(*SHAPE):
         for c in range(C):
-            outputs[:, i, j, c] = net.outputs_at(i, j).reshape(n, C, -1)[:, c]
+            outputs[:, i, j, c] = net.outputs_at(i, j, sub_pixel=c)
             net.set_pixel(i, j, np.concatenate([images[:, i, j, :c + 1], later[:, i, j, c + 1:]], axis=1))
     return outputs
 

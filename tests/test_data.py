@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from npixelcnn import data
+from npixelcnn import data, download
 from npixelcnn.data import MNISTDownloadError, dequantize, load_mnist, quantize, to_model_input
 
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -305,7 +305,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(url, out, name, progress):
         out.write(b"half a file")
         raise KeyboardInterrupt
-    monkeypatch.setattr(data, "_fetch", interrupted)
+    monkeypatch.setattr(download, "fetch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_mnist("test", data_dir=tmp_path, mirrors=["http://127.0.0.1:9/"], progress=False)
     assert os.listdir(tmp_path) == []

@@ -52,15 +52,15 @@ def test_cached_sampling_runs_on_one_blas_thread_and_restores_the_count(monkeypa
     seen = []
     real_draw = SoftmaxOutput.draw
 
-    def recording_draw(*args):
+    def recording_draw(*args, **kwargs):
         seen.append(blas.blas_threads())
-        return real_draw(*args)
+        return real_draw(*args, **kwargs)
     monkeypatch.setattr(SoftmaxOutput, "draw", recording_draw)
     npc.sample(model, 2, (4, 4), seed=0, method="cached")
     assert seen == [1 if numpy_uses_openblas() else None] * 16
     assert blas.blas_threads() == before
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(SoftmaxOutput, "draw", interrupted)
     with pytest.raises(KeyboardInterrupt):

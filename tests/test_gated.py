@@ -40,6 +40,17 @@ def test_the_stacks_keep_the_taps_of_the_paper():
     assert horizontal_taps(5, include_centre=False) == [(2, 0), (2, 1)]
 
 
+def test_what_a_gated_layer_reads_of_its_pixel_is_its_horizontal_stacks_rule():
+    """One source of truth: the layer's mask is read from its horizontal convolution, never copied."""
+    first, later = GatedLayer(1, 4, first=True, rng=0), GatedLayer(4, 4, rng=0)
+    assert (first.mask_type, later.mask_type) == ("A", "B")
+    for layer in (first, later):
+        assert layer.mask_type is layer.horizontal.mask_type
+        assert layer.centre_mask is layer.in_groups is layer.out_groups is None     # grey: the taps say it all
+    with pytest.raises(AttributeError):
+        later.mask_type = "A"
+
+
 def test_gate_is_tanh_times_sigmoid_and_its_backward_is_right(rng):
     x = rng.standard_normal((2, 3, 4, 6))
     y = Gate().forward(x)

@@ -48,7 +48,7 @@ def data_folders(tmp_path, monkeypatch, mnist_dir):
         n = 256 if split == "train" else 32
         return images[start:start + n, 8:20, 8:20], labels[start:start + n]
 
-    monkeypatch.setattr(commands, "load_mnist", load_mnist)
+    monkeypatch.setitem(commands.DATASETS["mnist"], "load", load_mnist)
     monkeypatch.delenv("NPIXELCNN_DATA", raising=False)
     return {name: tmp_path / name for name in ("a", "b", "other")}
 

@@ -126,9 +126,9 @@ def test_every_method_consumes_the_random_generator_alike(monkeypatch):
     for method in METHODS:
         seen = states[method] = []
 
-        def recording_draw(output, logits, temperature, rng, seen=seen):
+        def recording_draw(output, logits, temperature, rng, earlier=None, seen=seen):
             seen.append(rng.bit_generator.state["state"]["state"])
-            return real_draw(output, logits, temperature, rng)
+            return real_draw(output, logits, temperature, rng, earlier=earlier)
         monkeypatch.setattr(SoftmaxOutput, "draw", recording_draw)
         complete(model, images, mask, seed=9, method=method)
     assert len(states["naive"]) == (~mask).sum()

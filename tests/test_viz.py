@@ -77,6 +77,17 @@ def test_bad_layout_arguments_are_rejected():
         viz.image_grid(levels_images(), 4, pad=-1)
 
 
+def test_a_grey_grid_and_the_same_images_in_colour_show_the_same_bytes():
+    """One tiling and one mapping of levels to bytes (npixelcnn.dequantize) for grey and colour:
+    at 7 levels, level 1 is 42.5 and level 3 127.5, both rounded half up."""
+    images = levels_images(5, levels=7)
+    grey = viz.image_grid(images, 7, ncols=3, pad=2)
+    colour = viz.colour_grid(np.stack([images] * 3, axis=-1), 7, ncols=3, pad=2)
+    np.testing.assert_array_equal(colour, np.stack([grey] * 3, axis=-1))
+    np.testing.assert_array_equal(viz.image_grid(np.arange(7)[None, None], 7, pad=0),
+                                  [[0, 43, 85, 128, 170, 213, 255]])
+
+
 # --- save_image_grid --------------------------------------------------------
 
 def test_saved_png_is_the_grid_upscaled_and_leaves_no_temp_file(tmp_path):
