@@ -23,7 +23,8 @@ a model. They rely on this contract only:
   a conditional model takes the labels too, ``model.forward(x, labels)``, labels (N,);
 * ``model.log_probs(x)`` (``model.log_probs(x, labels)``): -> (N, H, W, L)
   ((N, H, W, C, L) in colour), log p(level | everything before) for every level of every
-  (sub-)pixel;
+  (sub-)pixel: the output's ``log_probs(outputs, images)``, given the levels of x too, which
+  a colour mixture with channel coefficients reads (:mod:`npixelcnn.mixture_channels`);
 * ``model.backward(dlogits)``, ``params``, ``grads``, ``train()``, ``eval()``,
   ``astype()``: the layer contract of :mod:`npixelcnn.layers`;
 * ``model.pixel_layers()``: the layers in the order the data flows through

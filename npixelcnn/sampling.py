@@ -161,8 +161,9 @@ def complete(model, images, visible, n_samples=1, temperature=1.0, seed=None, me
 # sub-pixels c = 0 .. C - 1 (R, G, B; grey: c = 0 only); draws one level per image
 # for each (one call of ``model.output.draw`` per pixel and sub-pixel, which takes the
 # same numbers from the generator whatever the loop, so all loops consume it
-# identically), writes it where the pixel is hidden, and returns ``images``, filled
-# in place.
+# identically; it is given the levels of the sub-pixels before c at the pixel,
+# ``earlier`` (B, c), which a mixture with channel coefficients shifts its means by),
+# writes it where the pixel is hidden, and returns ``images``, filled in place.
 
 
 def _raster_pixels(hidden):
