@@ -5,6 +5,7 @@ Each is a committed file, so none of these tests is ever skipped: a missing or
 unreadable checkpoint is a failure.
 """
 
+import inspect
 import json
 from pathlib import Path
 
@@ -15,11 +16,12 @@ import npixelcnn as npc
 from npixelcnn.sampling import CachedPixelCNN, draw
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-# file stem -> (architecture, levels, classes)
-SHIPPED = {"pixelcnn_mnist4": ("pixelcnn", 4, None), "gated_mnist4": ("gated", 4, None),
-           "pixelcnn_mnist256": ("pixelcnn", 256, None), "gated_mnist256": ("gated", 256, None),
-           "pixelcnn_mnist256_dilated": ("pixelcnn", 256, None),
-           "gated_mnist4_conditional": ("gated", 4, 10)}
+# file stem -> (architecture, levels, classes, channels): channels 3 for a colour model of coloured MNIST
+SHIPPED = {"pixelcnn_mnist4": ("pixelcnn", 4, None, 1), "gated_mnist4": ("gated", 4, None, 1),
+           "pixelcnn_mnist256": ("pixelcnn", 256, None, 1), "gated_mnist256": ("gated", 256, None, 1),
+           "pixelcnn_mnist256_dilated": ("pixelcnn", 256, None, 1),
+           "gated_mnist4_conditional": ("gated", 4, 10, 1),
+           "gated_colour_mnist4": ("gated", 4, None, 3)}
 SIZE = 28
 # How far float32 rounding alone moves a logit when later pixels change (other values in the
 # same batched products): within 1e-5 at 4 levels. At 256 levels the logits are larger, and in
@@ -41,10 +43,12 @@ def shipped(request):
 
 @pytest.fixture(scope="module")
 def test_set(mnist_dir, shipped):
-    """The first 64 images of the committed MNIST test subset, at the model's levels, (64, 28, 28),
-    and the labels to give the model with them: their digits (64,) for a conditional model, else None."""
+    """The first 64 images of the committed MNIST test subset, at the model's levels, (64, 28, 28)
+    (coloured MNIST's (64, 28, 28, 3) for a colour model), and the labels to give the model with
+    them: their digits (64,) for a conditional model, else None."""
     _, model, _ = shipped
-    images, digits = npc.load_mnist("test", data_dir=mnist_dir, progress=False)
+    load = npc.load_mnist if model.in_channels == 1 else npc.load_coloured_mnist
+    images, digits = load("test", data_dir=mnist_dir, progress=False)
     labels = None if model.classes is None else digits[:64].astype(np.intp)
     return npc.quantize(images[:64], model.levels), labels
 
@@ -56,13 +60,16 @@ def given(labels, rows):
 
 def test_the_checkpoint_is_the_run_its_metrics_describe(shipped):
     name, model, metrics = shipped
-    assert (model.arch, model.levels, model.classes) == SHIPPED[name]
+    assert (model.arch, model.levels, model.classes, model.in_channels) == SHIPPED[name]
     # The first four metrics were written by version 1 of the checkpoint format, under the settings' names of then.
     earlier_name = {new: old for old, new in type(model).renamed_settings.items()}
     # Later ones keep the model's settings apart, under "model" (TrainConfig.model), and levels beside them.
     config = {**metrics["config"], **metrics["config"].get("model", {})}
+    # A setting the run left to the architecture (a colour run's channel_order) is its default.
+    defaults = {key: p.default for key, p in inspect.signature(type(model)).parameters.items()}
     for key, value in model.config.items():
-        saved = config[key] if key in config else config[earlier_name.get(key, key)]
+        saved = (config[key] if key in config else config[earlier_name[key]] if key in earlier_name
+                 else defaults[key])
         assert saved == value, f"{name}: {key} is {value} in the file, {saved} in its metrics"
     for picture in ("curve", "samples", "completions"):
         assert (CHECKPOINTS / f"{name}_{picture}.png").stat().st_size > 1000
@@ -80,54 +87,79 @@ def test_its_nll_on_real_test_images_is_near_the_reported_figure(shipped, test_s
     assert abs(bits - metrics["metrics"]["test_bits_per_dim"]) < 0.015 * np.log2(model.levels), bits
 
 
-def test_no_logit_changes_when_the_pixel_itself_or_a_later_one_changes(shipped, test_set):
-    """Perturbation on real images: for a few pixels p, change each pixel q >= p of
-    rows i and i + 1 alone, 40 random later ones alone, and all of them at once (4
-    random fills); the logits at p stay put. Changing the pixel just before p does
-    move them, so the comparison can see an influence when there is one."""
+def sub_pixels(images):
+    """(N, H, W) grey or (N, H, W, C) colour levels as (N, H, W, C): a view, C = 1 for grey."""
+    return images[..., None] if images.ndim == 3 else images
+
+
+def outputs_per_sub_pixel(model, images, labels):
+    """The model's outputs (N, H, W, C, P) for (N, H, W, C) levels: grey's logits get C = 1."""
+    x = images[..., 0] if model.in_channels == 1 else images
+    outputs = model.forward(npc.to_model_input(x, model.levels), *labels)
+    return outputs.reshape(images.shape + (-1,))
+
+
+def test_no_logit_changes_when_the_sub_pixel_itself_or_a_later_one_changes(shipped, test_set):
+    """Perturbation on real images, sub-pixel by sub-pixel (a grey pixel is one sub-pixel; a
+    colour one R, G, B, in that order, after every sub-pixel of the pixels before it). For a few
+    pixels p and each sub-pixel c of p: change each sub-pixel at or after (p, c) on p's row
+    alone (and on the next row too, for grey), 40 random later ones alone, and all of them at
+    once (4 random fills); the outputs of (p, c) stay put. Changing the sub-pixel just before
+    (p, c) does move them (the last one of the previous pixel, or in colour the sub-pixel c - 1
+    of p itself: a trained colour model's G and B read R, and B reads G), so the comparison can
+    see an influence when there is one."""
     _, model, _ = shipped
     levels = model.levels
     rng = np.random.default_rng(0)
     images, labels = test_set
-    image = images[7]
-    raster = np.arange(SIZE * SIZE).reshape(SIZE, SIZE)
+    image = sub_pixels(images)[7]                                   # (H, W, C)
+    channels = image.shape[-1]
+    order = np.arange(image.size).reshape(image.shape)              # raster order of the sub-pixels
+    # The next row too for grey; colour has three times as many sub-pixels per row, and its row is enough.
+    rows_near = 1 if channels == 1 else 0
     for i, j in [(0, 0), (5, 20), (14, 14), (26, 27)]:
-        later = np.argwhere(raster >= raster[i, j])
-        near = later[later[:, 0] <= i + 1]
-        far = later[later[:, 0] > i + 1]
-        far = far[rng.choice(len(far), min(40, len(far)), replace=False)] if len(far) else far
-        batch = [image]
-        for q in np.concatenate([near, far]):
-            copy = image.copy()
-            copy[tuple(q)] = (copy[tuple(q)] + rng.integers(1, levels)) % levels      # another level
-            batch.append(copy)
-        for _ in range(4):
-            copy = image.copy()
-            copy[raster >= raster[i, j]] = rng.integers(0, levels, len(later))
-            batch.append(copy)
-        if (i, j) != (0, 0):
-            before = image.copy()
-            q = np.unravel_index(raster[i, j] - 1, image.shape)
-            before[q] = levels - 1 - before[q]                  # 0 <-> L - 1, 1 <-> L - 2, ...
-            batch.append(before)
-        logits = model.forward(npc.to_model_input(np.stack(batch), levels),
-                               *given(labels, np.full(len(batch), 7)))[:, i, j]
-        unchanged = logits[1:len(batch) - ((i, j) != (0, 0))]
-        assert np.abs(unchanged - logits[0]).max() < ROUNDING[levels], f"a pixel at or after {(i, j)} moved its logits"
-        if (i, j) != (0, 0):
-            assert np.abs(logits[-1] - logits[0]).max() > 1e-3, f"the pixel before {(i, j)} should matter"
+        for c in range(channels):
+            here = order[i, j, c]
+            later = np.argwhere(order >= here)                      # (K, 3): (row, column, channel)
+            near = later[later[:, 0] <= i + rows_near]
+            far = later[later[:, 0] > i + rows_near]
+            far = far[rng.choice(len(far), min(40, len(far)), replace=False)] if len(far) else far
+            batch = [image]
+            for q in np.concatenate([near, far]):
+                copy = image.copy()
+                copy[tuple(q)] = (copy[tuple(q)] + rng.integers(1, levels)) % levels      # another level
+                batch.append(copy)
+            for _ in range(4):
+                copy = image.copy()
+                copy[order >= here] = rng.integers(0, levels, len(later))
+                batch.append(copy)
+            if here > 0:
+                before = image.copy()
+                q = np.unravel_index(here - 1, image.shape)
+                before[q] = levels - 1 - before[q]                  # 0 <-> L - 1, 1 <-> L - 2, ...
+                batch.append(before)
+            outputs = outputs_per_sub_pixel(model, np.stack(batch), given(labels, np.full(len(batch), 7)))[:, i, j, c]
+            unchanged = outputs[1:len(batch) - (here > 0)]
+            assert np.abs(unchanged - outputs[0]).max() < ROUNDING[levels], \
+                f"a sub-pixel at or after {(i, j, c)} moved the outputs of sub-pixel {c} at {(i, j)}"
+            if (i, j) != (0, 0):            # see the next test for (0, 0)
+                assert np.abs(outputs[-1] - outputs[0]).max() > 1e-3, \
+                    f"the sub-pixel before {(i, j, c)} should matter"
 
 
-def reads(model, image, i, j, labels=()):
-    """bool (28, 28): the pixels with a nonzero gradient of (w . logits at (i, j)), w random.
-    Every other pixel has an exactly zero gradient: no path of the network connects it to (i, j).
+def reads(model, image, i, j, labels=(), c=0):
+    """bool (28, 28, C): the sub-pixels with a nonzero gradient of (w . outputs of sub-pixel c
+    at (i, j)), w random; image (28, 28) grey (C = 1) or (28, 28, 3) colour. Every other
+    sub-pixel has an exactly zero gradient: no path of the network connects it to (i, j, c).
     ``labels``: () for a model without classes, else (the image's label (1,),)."""
     model.train()
     try:
-        logits = model.forward(npc.to_model_input(image[None], model.levels), *labels)
-        dlogits = np.zeros_like(logits)
-        dlogits[0, i, j] = np.random.default_rng(0).standard_normal(model.levels)
-        return model.backward(dlogits)[0, :, :, 0] != 0
+        outputs = model.forward(npc.to_model_input(image[None], model.levels), *labels)
+        per_sub_pixel = outputs.reshape(outputs.shape[:3] + (model.in_channels, -1))
+        douts = np.zeros_like(per_sub_pixel)
+        douts[0, i, j, c] = np.random.default_rng(0).standard_normal(per_sub_pixel.shape[-1])
+        dx = model.backward(douts.reshape(outputs.shape))[0]
+        return dx.reshape(dx.shape[:2] + (model.in_channels,)) != 0
     finally:
         model.eval()
 
@@ -136,7 +168,7 @@ def test_the_gradient_reaches_no_later_pixel_and_the_gated_model_has_no_blind_sp
     name, model, _ = shipped
     images, labels = test_set
     i, j = 14, 14
-    seen = reads(model, images[3], i, j, given(labels, [3]))
+    seen = reads(model, images[3], i, j, given(labels, [3])).any(axis=-1)   # the first sub-pixel's: any channel
     raster = np.arange(SIZE * SIZE).reshape(SIZE, SIZE)
     assert not seen[raster >= raster[i, j]].any(), f"{name}: a pixel at or after {(i, j)} is read"
     # Earlier in raster order, up and to the right: the wedge that stacked masked
@@ -158,25 +190,55 @@ def test_the_gradient_reaches_no_later_pixel_and_the_gated_model_has_no_blind_sp
 
 
 def test_cached_logits_match_the_forward_pass(shipped):
+    """The fast cached sampler, driven by hand pixel by pixel (and in colour sub-pixel by
+    sub-pixel, R, G, B, each drawn before the next is asked for), gives the forward pass's
+    outputs of the image it drew."""
     _, model, _ = shipped
     labels = None if model.classes is None else np.array([3, 8], np.intp)
     net = CachedPixelCNN(model, 2, (SIZE, SIZE), labels=labels)
     rng = np.random.default_rng(0)
-    images = np.zeros((2, SIZE, SIZE), np.uint8)
-    logits = np.zeros((2, SIZE, SIZE, model.levels), model.dtype)
+    channels = model.in_channels
+    images = np.zeros((2, SIZE, SIZE, channels), np.uint8)
+    outputs = np.zeros((2, SIZE, SIZE, channels, model.output.channels), model.dtype)
     for i, j in np.ndindex(SIZE, SIZE):                 # raster order
-        logits[:, i, j] = net.outputs_at(i, j)
-        images[:, i, j] = draw(logits[:, i, j], 1.0, rng)
-        net.set_pixel(i, j, images[:, i, j])
-    full = model.forward(npc.to_model_input(images, model.levels), *given(labels, slice(None)))
-    np.testing.assert_allclose(logits, full, atol=1e-4, rtol=0)
+        for c in range(channels):
+            outputs[:, i, j, c] = net.outputs_at(i, j, sub_pixel=c)          # round c: sub-pixel c's (2, P)
+            images[:, i, j, c] = draw(outputs[:, i, j, c], 1.0, rng)
+            net.set_pixel(i, j, images[:, i, j])
+    full = outputs_per_sub_pixel(model, images, given(labels, slice(None)))
+    np.testing.assert_allclose(outputs, full, atol=1e-4, rtol=0)
+
+
+COLOUR = sorted(name for name, (_, _, _, channels) in SHIPPED.items() if channels > 1)
+
+
+@pytest.mark.parametrize("name", COLOUR)
+def test_a_colour_model_reads_exactly_the_earlier_sub_pixels_of_its_own_pixel(name, mnist_dir):
+    """At its own pixel, sub-pixel c's outputs have a nonzero gradient for the sub-pixels before
+    c and for no other: the trained R reads nothing of its pixel, G reads R, B reads R and G.
+    Nothing at or after the pixel beyond those is ever read.
+
+    Except at (0, 0), where the shipped model's B does not read G (an exact zero, float64 too):
+    there the head's B units are all off (ReLU) on these test images, and B's outputs read the
+    head's R and G units, which carry R but not G (G's group is the only one that reads G). So
+    at (0, 0) only "nothing later is read" is asserted."""
+    model = npc.load_checkpoint(CHECKPOINTS / f"{name}.npz").model.eval()
+    images, _ = npc.load_coloured_mnist("test", data_dir=mnist_dir, progress=False)
+    image = npc.quantize(images[3], model.levels)
+    for i, j in [(0, 0), (0, 5), (14, 14), (20, 10), (27, 27)]:
+        for c in range(3):
+            seen = reads(model, image, i, j, c=c)
+            assert not (seen[i, j] & (np.arange(3) >= c)).any(), f"{name}: sub-pixel {c} at {(i, j)} reads itself or later"
+            assert not seen.reshape(-1)[(i * SIZE + j + 1) * 3:].any(), f"{name}: a pixel after {(i, j)} is read"
+            if (i, j) != (0, 0):
+                np.testing.assert_array_equal(seen[i, j], np.arange(3) < c, err_msg=f"{name}: sub-pixel {c} at {(i, j)}")
 
 
 def test_a_conditional_model_reads_its_label_and_classifies_real_digits(mnist_dir):
     """The shipped conditional model's likelihood depends on the label it is given: by Bayes'
     rule it names the digit of real test images (the issue asks >= 98% of all 10,000; on these
     64 a model that ignored its labels would be right about 1 time in 10)."""
-    conditional = [name for name, (_, _, classes) in SHIPPED.items() if classes]
+    conditional = [name for name, (_, _, classes, _) in SHIPPED.items() if classes]
     assert conditional, "a conditional model is shipped"
     for name in conditional:
         model = npc.load_checkpoint(CHECKPOINTS / f"{name}.npz").model.eval()
