@@ -26,7 +26,8 @@ from conftest import load_module
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 EXPECTED = ["01_autoregressive_models", "02_masked_convolution", "03_building_pixelcnn",
             "04_training_on_mnist", "05_sampling", "06_gated_pixelcnn", "07_how_many_levels",
-            "08_what_a_likelihood_knows", "09_neighbouring_levels", "10_steering_the_model"]
+            "08_what_a_likelihood_knows", "09_neighbouring_levels", "10_steering_the_model",
+            "11_colour"]
 MIN_EXERCISES = 3
 SOLUTION_IMPORT = re.compile(
     r"^if SOLUTIONS: from solutions\.lesson(\d\d) import (\w+(?:, \w+)*)\s+# the worked solution: "
