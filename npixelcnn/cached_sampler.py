@@ -18,7 +18,7 @@ from .autoregressive import check_model
 from .conditioning import check_labels
 from .data import to_model_input
 from .pixel_steps import Rows, allow_in_place
-from .steps import FastStep, check_first_step, check_pixel_levels, check_sub_pixel_order, walk
+from .steps import FastStep, check_first_step, check_pixel_levels, check_sub_pixel, check_sub_pixel_order, walk
 from .validation import check_image_shape, check_positive_int
 
 # The steps of every layer kind, each registered where it is defined: importing
@@ -155,9 +155,7 @@ class CachedPixelCNN:
             for c in range(self.channels):
                 y = self._round(i, j, c)
             return y[:, :-1]                          # without the trailing 1: (B, C * P)
-        if not (isinstance(sub_pixel, (int, np.integer)) and 0 <= sub_pixel < self.channels):
-            raise ValueError(f"CachedPixelCNN.outputs_at: sub_pixel must be an int in [0, {self.channels}), "
-                             f"got {sub_pixel!r}")
+        check_sub_pixel(sub_pixel, self.channels, "CachedPixelCNN")
         if sub_pixel > 0 and self._last_round != (i, j, sub_pixel - 1):
             raise ValueError(f"CachedPixelCNN.outputs_at: sub-pixel {sub_pixel} of pixel {(i, j)} must come "
                              f"right after sub-pixel {sub_pixel - 1} of the same pixel (its round reads the "

@@ -23,7 +23,7 @@ import numpy as np
 from .autoregressive import check_model
 from .conditioning import check_labels
 from .data import to_model_input
-from .steps import PlainStep, check_first_step, check_pixel_levels, walk
+from .steps import PlainStep, check_first_step, check_pixel_levels, check_sub_pixel, walk
 from .validation import check_image_shape, check_positive_int
 
 # The steps of every layer kind, each registered where it is defined: importing
@@ -106,10 +106,8 @@ class PlainCachedPixelCNN:
             x = step.at(x, i, j)
         if sub_pixel is None:
             return x
-        if not (isinstance(sub_pixel, (int, np.integer)) and 0 <= sub_pixel < self.channels):
-            raise ValueError(f"PlainCachedPixelCNN.outputs_at: sub_pixel must be an int in "
-                             f"[0, {self.channels}), got {sub_pixel!r}")
-        return x.reshape(self.batch, self.channels, -1)[:, sub_pixel]
+        c = check_sub_pixel(sub_pixel, self.channels, "PlainCachedPixelCNN")
+        return x.reshape(self.batch, self.channels, -1)[:, c]
 
     def prefill(self, images, upto):
         """Run every pixel before raster index ``upto`` through the steps, with the levels

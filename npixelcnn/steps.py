@@ -272,6 +272,14 @@ def reads_only_earlier_sub_pixels(layer, channels):
     return not (np.asarray(centre, bool) & ~earlier).any()
 
 
+def check_sub_pixel(sub_pixel, channels, sampler):
+    """``sub_pixel`` as a sampler's ``outputs_at`` takes it: an int c in [0, C), C the sub-pixels
+    of a pixel; else a clear error naming the sampler. Returns it."""
+    if not (isinstance(sub_pixel, (int, np.integer)) and 0 <= sub_pixel < channels):
+        raise ValueError(f"{sampler}.outputs_at: sub_pixel must be an int in [0, {channels}), got {sub_pixel!r}")
+    return sub_pixel
+
+
 def check_pixel_levels(levels, batch, channels, sampler):
     """``levels`` as a sampler's ``set_pixel`` takes them, one pixel of B images: (B, C), C the
     sub-pixels (grey: (B,) too); else a clear error, rather than values broadcast over channels."""
